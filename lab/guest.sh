@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build the lab guest into work/lab/guest: Debian's 6.1 kernel (the newest
+# linux-image-6.1.0-*-amd64 in the archive, unpacked, not installed) and an
+# initramfs of busybox-static, the virtio-net modules and the lab's static
+# tools. Also builds the host-side tools into work/lab/bin. Cached.
+. "$(dirname "$0")/../scripts/lib.sh"
+
+out=$WORK/lab/guest
+bin=$WORK/lab/bin
+mkdir -p "$out" "$bin" "$WORK/lab/dl"
+
+for t in udpblast udpecho dirtymem; do
+    if [[ $TOP/lab/tools/$t.c -nt $bin/$t ]]; then
+        say "guest: building $t"
+        gcc -O2 -Wall -Wextra -Werror -static -o "$bin/$t" "$TOP/lab/tools/$t.c"
+    fi
+done
+
+if ! [[ -f $out/vmlinuz ]]; then
+    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' |
+          cut -d' ' -f1 | sort -V | tail -n 1)
+    [[ -n $pkg ]] || die "no linux-image-6.1.0-*-amd64 in the apt lists (run 'make deps')"
+    say "guest: fetching $pkg"
+    rm -rf "$WORK/lab/dl"/*
+    chown _apt "$WORK/lab/dl" 2>/dev/null || true
+    (cd "$WORK/lab/dl" && apt-get download -q "$pkg" >/dev/null)
+    dpkg-deb -x "$WORK/lab/dl/$pkg"_*.deb "$WORK/lab/dl/x"
+    kver=${pkg#linux-image-}
+    mods=$WORK/lab/dl/mods
+    mkdir -p "$mods"
+    for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev \
+             virtio_pci failover net_failover virtio_net; do
+        find "$WORK/lab/dl/x/lib/modules/$kver" -name "$m.ko" -exec cp {} "$mods/" \;
+        [[ -f $mods/$m.ko ]] || die "$pkg has no $m.ko"
+    done
+    echo "$pkg $(dpkg-deb -f "$WORK/lab/dl/$pkg"_*.deb Version)" > "$out/kernel-version"
+    cp "$WORK/lab/dl/x/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+    mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+fi
+
+if [[ $TOP/lab/guest/init -nt $out/initrd || $bin/udpecho -nt $out/initrd ||
+      $bin/dirtymem -nt $out/initrd || ! -f $out/initrd ]]; then
+    say "guest: building the initramfs"
+    root=$WORK/lab/initrd-root
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+    cp /bin/busybox "$root/bin/busybox"
+    cp "$bin/udpecho" "$bin/dirtymem" "$root/bin/"
+    cp "$WORK/lab/dl/mods"/*.ko "$root/lib/modules/"
+    install -m 755 "$TOP/lab/guest/init" "$root/init"
+    (cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) > "$out/initrd.tmp"
+    mv "$out/initrd.tmp" "$out/initrd"
+fi
+say "guest: $(cat "$out/kernel-version"), initrd $(($(stat -c %s "$out/initrd") >> 10)) KiB"

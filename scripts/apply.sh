@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Make the work tree: the base plus every patch of the series, as commits on
+# branch "series", applied with git am in series order. Reproducible (fixed
+# committer), so re-applying gives the same commit ids. A work tree that
+# differs from patches/ is left alone unless FORCE=1, and even then its
+# branch is kept as backup/DATE.
+. "$(dirname "$0")/lib.sh"
+
+git -C "$BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null 2>&1 ||
+    die "no base: run 'make fetch' first"
+
+if [[ -d $QEMU_DIR/.git ]]; then
+    if "$TOP/scripts/status.sh" 2>/dev/null; then
+        say "apply: work tree already matches ${PATCH_DIR#"$TOP"/}"
+        exit 0
+    fi
+    if [[ ${FORCE:-0} != 1 ]]; then
+        say "apply: the work tree differs from ${PATCH_DIR#"$TOP"/}; using it as it is"
+        say "apply: ('make export' saves it; 'make apply FORCE=1' re-applies patches/)"
+        exit 0
+    fi
+    [[ -z $(git -C "$QEMU_DIR" status --porcelain --untracked-files=no) ]] ||
+        die "the work tree has uncommitted edits; commit and export them, or discard them"
+    keep=backup/$(date +%Y%m%d-%H%M%S)
+    git -C "$QEMU_DIR" branch -q -m series "$keep" 2>/dev/null || true
+    say "apply: work tree differed from patches/; old branch kept as $keep"
+else
+    say "apply: cloning the base into ${QEMU_DIR#"$TOP"/}"
+    git clone -q --no-checkout "$BASE_DIR" "$QEMU_DIR"
+    git -C "$QEMU_DIR" fetch -q origin 'refs/tags/base:refs/tags/base'
+fi
+cd "$QEMU_DIR"
+git config user.name "$IDENT_NAME"
+git config user.email "$IDENT_EMAIL"
+git checkout -q -B series base
+mapfile -t patches < <(series_patches)
+if ((${#patches[@]})); then
+    say "apply: git am ${#patches[@]} patches"
+    git am -q --committer-date-is-author-date "${patches[@]}"
+fi
+say "apply: series is $(git rev-parse --short HEAD), $(git rev-list --count base..HEAD) commits on base"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Configure (once) and build what the tests and the demo need.
+#   build.sh          the work tree (base + series) into work/build
+#   build.sh base     the unpatched base into work/build-base
+# Extra ninja targets may follow.
+. "$(dirname "$0")/lib.sh"
+
+if [[ ${1:-} = base ]]; then
+    src=$BASE_DIR build=$BASE_BUILD_DIR
+    shift
+    targets=(qemu-system-x86_64)
+else
+    src=$QEMU_DIR build=$BUILD_DIR
+    targets=(qemu-system-x86_64 tests/qtest/migration-test
+             tests/unit/test-vmstate tests/unit/test-qemu-file)
+fi
+[[ -f $src/configure ]] || die "no source at $src (run 'make fetch apply')"
+
+# Debian's tarball has no firmware: use Debian's seabios and ipxe, and the
+# option ROMs (kvmvapic.bin, linuxboot_dma.bin...) from qemu-system-data.
+# configure takes the search path colon-separated.
+conf=(--target-list=x86_64-softmmu --disable-docs --disable-user
+      --disable-install-blobs --python="$PYTHON"
+      --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+      --disable-gtk --disable-sdl --disable-vnc --disable-spice
+      --disable-opengl --disable-virglrenderer)
+if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
+    say "build: configuring ${build#"$TOP"/}"
+    rm -rf "$build"
+    mkdir -p "$build"
+    (cd "$build" && "$src/configure" "${conf[@]}" >"$build/configure.log" 2>&1) ||
+        { tail -n 30 "$build/configure.log"; die "configure failed (see $build/configure.log)"; }
+    echo "${conf[*]}" > "$build/.configure-args"
+fi
+# Only the targets this tree has (a prefix of the series may lack some).
+avail=$(ninja -C "$build" -t targets all | cut -d: -f1)
+want=()
+for t in "${targets[@]}" "$@"; do
+    if grep -qxF "$t" <<<"$avail"; then
+        want+=("$t")
+    fi
+done
+say "build: ninja ${want[*]} in ${build#"$TOP"/}"
+if ! ninja -C "$build" "${want[@]}" >"$build/ninja.log" 2>&1; then
+    grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
+    die "build failed (see ${build#"$TOP"/}/ninja.log)"
+fi
+say "build: done"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install everything the workspace needs from Debian's archive. Idempotent.
+. "$(dirname "$0")/lib.sh"
+
+[[ $(id -u) = 0 ]] || die "deps needs root (apt-get)"
+
+# Sources: deb-src for the pinned QEMU (bookworm only has 7.2) and
+# bookworm-backports for meson >= 1.5, pycotap and the 10.0 QEMU binaries.
+list=/etc/apt/sources.list.d/qemu-series.sources
+mirror=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' \
+         /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+want="Types: deb-src
+URIs: $mirror
+Suites: bookworm trixie sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $mirror
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+stamp=$WORK/.deps-done
+pkgs=(ninja-build pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev
+      libslirp-dev libfdt-dev python3-venv flex bison ccache dpkg-dev
+      xz-utils git perl seabios ipxe-qemu
+      iproute2 busybox-static python3-matplotlib socat jq)
+bpo=(meson python3-pycotap qemu-system-data qemu-system-x86)
+
+if [[ -f $stamp && -f $list ]] && [[ $(cat "$list") = "$want" ]] &&
+   dpkg -s "${pkgs[@]}" "${bpo[@]}" >/dev/null 2>&1; then
+    say "deps: already installed"
+    exit 0
+fi
+say "deps: adding apt sources ($list)"
+printf '%s\n' "$want" > "$list"
+say "deps: apt-get update"
+apt-get update -qq
+say "deps: installing ${#pkgs[@]} packages from bookworm"
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+say "deps: installing ${bpo[*]} from bookworm-backports"
+apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+    "${bpo[@]}" >/dev/null
+mkdir -p "$WORK"
+touch "$stamp"
+say "deps: done"

@@ -5,6 +5,9 @@
 # tools. Also builds the host-side tools into work/lab/bin. Cached.
 . "$(dirname "$0")/../scripts/lib.sh"
 
+# The virtio-net driver and what it needs, in load order (no depmod data).
+modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
+         virtio_pci failover net_failover virtio_net"
 out=$WORK/lab/guest
 bin=$WORK/lab/bin
 mkdir -p "$out" "$bin" "$WORK/lab/dl"
@@ -28,8 +31,7 @@ if ! [[ -f $out/vmlinuz ]]; then
     kver=${pkg#linux-image-}
     mods=$WORK/lab/dl/mods
     mkdir -p "$mods"
-    for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev \
-             virtio_pci failover net_failover virtio_net; do
+    for m in $modules; do
         find "$WORK/lab/dl/x/lib/modules/$kver" -name "$m.ko" -exec cp {} "$mods/" \;
         [[ -f $mods/$m.ko ]] || die "$pkg has no $m.ko"
     done
@@ -38,7 +40,7 @@ if ! [[ -f $out/vmlinuz ]]; then
     mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 fi
 
-if [[ $TOP/lab/guest/init -nt $out/initrd || $bin/udpecho -nt $out/initrd ||
+if [[ $TOP/lab/guest/init -nt $out/initrd || $0 -nt $out/initrd || $bin/udpecho -nt $out/initrd ||
       $bin/dirtymem -nt $out/initrd || ! -f $out/initrd ]]; then
     say "guest: building the initramfs"
     root=$WORK/lab/initrd-root
@@ -47,6 +49,7 @@ if [[ $TOP/lab/guest/init -nt $out/initrd || $bin/udpecho -nt $out/initrd ||
     cp /bin/busybox "$root/bin/busybox"
     cp "$bin/udpecho" "$bin/dirtymem" "$root/bin/"
     cp "$WORK/lab/dl/mods"/*.ko "$root/lib/modules/"
+    echo $modules > "$root/lib/modules/load-order"
     install -m 755 "$TOP/lab/guest/init" "$root/init"
     (cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) > "$out/initrd.tmp"
     mv "$out/initrd.tmp" "$out/initrd"

@@ -158,8 +158,7 @@ def guest_answers(topo, rundir, timeout=30):
 def checkpoints(rundir, name):
     """vmstate_downtime_checkpoint trace events: {checkpoint: epoch ns}."""
     found = {}
-    pat = re.compile(r"^(\S+) .*vmstate_downtime_checkpoint "
-                     r"checkpoint=(\S+)")
+    pat = re.compile(r"^(\S+) vmstate_downtime_checkpoint (\S+)")
     try:
         with open(os.path.join(rundir, f"{name}.trace")) as f:
             for line in f:

@@ -45,4 +45,13 @@ if ! ninja -C "$build" "${want[@]}" >"$build/ninja.log" 2>&1; then
     grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
     die "build failed (see ${build#"$TOP"/}/ninja.log)"
 fi
+# Run from the build tree, QEMU looks for firmware below qemu-bundle/
+# (relocated search path): point those directories at the system ones.
+IFS=: read -ra fwdirs <<<"$(printf '%s\n' "${conf[@]}" | sed -n 's/^--firmwarepath=//p')"
+for d in "${fwdirs[@]}"; do
+    if ! [[ -e $build/qemu-bundle$d ]]; then
+        mkdir -p "$(dirname "$build/qemu-bundle$d")"
+        ln -s "$d" "$build/qemu-bundle$d"
+    fi
+done
 say "build: done"

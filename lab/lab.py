@@ -2,12 +2,14 @@
 """The switchover lab: real guests, real TAP devices, a real bridge.
 
 usage: lab.py {capacity,demo,bench,downtime,smoke} [options]
+       lab.py report --out DIR RESULTS-DIR[:MODES]...
 
   capacity  the guest's echo loss at fixed rates, no migration
   demo      one precopy and one postcopy migration under traffic
   bench     precopy and postcopy at 1k, 2k, 5k/s, --reps each
   downtime  reported vs true downtime, vm-started off and on, --reps each
   smoke     one precopy migration; correctness only (CI)
+  report    merge earlier results into one table and plot
 
 Topology, inside two network namespaces this script creates and always
 removes (nothing is sent outside them):
@@ -220,8 +222,11 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
                            else [])]
         for vm in (src, dst):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        # Postcopy runs: slow precopy down so that it cannot complete
+        # before migrate-start-postcopy; postcopy itself is unlimited.
         src.qmp.cmd("migrate-set-parameters", **{
-            "max-bandwidth": 1 << 30, "downtime-limit": 300})
+            "max-bandwidth": (32 << 20) if mode == "postcopy" else (1 << 30),
+            "downtime-limit": 300})
         dst.qmp.cmd("migrate-incoming", uri=uri)
 
         count = int(rate * args.seconds)
@@ -256,6 +261,8 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         cs, cd = checkpoints(rundir, "src"), checkpoints(rundir, "dst")
         stop = cs.get("src-vm-stopped")
         start = cd.get(f"dst-{mode}-bh-vm-started")
+        if not start:
+            raise RuntimeError(f"the destination did not start in {mode}")
         rec["true_downtime_ms"] = (round((start - stop) / 1e6, 3)
                                    if stop and start else None)
         if rec["true_downtime_ms"] is not None and rec["downtime_src_ms"]:
@@ -431,11 +438,32 @@ def campaign(args, modes, rates, reps, feature_sets=((),)):
     return recs
 
 
+def report(args):
+    """Merge the runs of several results directories: table and plot."""
+    if not args.inputs or not args.out:
+        sys.exit("usage: lab.py report --out DIR RESULTS-DIR[:MODES]...")
+    recs = []
+    for arg in args.inputs:         # DIR or DIR:MODE[,MODE]
+        d, _, only = arg.partition(":")
+        recs += [r for r in map(json.loads,
+                                open(os.path.join(d, "runs.jsonl")))
+                 if not only or r["mode"] in only.split(",")]
+    os.makedirs(args.out, exist_ok=True)
+    txt = table(recs)
+    with open(os.path.join(args.out, "table.txt"), "w") as f:
+        f.write(txt + "\n")
+    print(txt)
+    plot(recs, os.path.join(args.out, "switchover.png"))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="the switchover lab (see lab/README.md)")
     ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
-                                     "smoke"])
+                                     "smoke", "report"])
+    ap.add_argument("inputs", nargs="*",
+                    help="report: results directories to merge")
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64)
     ap.add_argument("--dirty-pages", type=int, default=2000,
@@ -447,15 +475,22 @@ def main():
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--reps", type=int, default=10, help="bench: N per point")
     ap.add_argument("--rates", default=None, help="comma list, datagrams/s")
+    ap.add_argument("--modes", default="precopy,postcopy",
+                    help="comma list: precopy, postcopy")
     ap.add_argument("--out", default=None, help="results directory")
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
+    if args.what == "report":
+        return report(args)
     if os.geteuid() != 0:
         sys.exit("lab.py: needs root (network namespaces, TAP)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     rates = [int(x) for x in args.rates.split(",")] if args.rates else None
+    modes = args.modes.split(",")
+    if not set(modes) <= {"precopy", "postcopy"}:
+        ap.error(f"--modes: {args.modes}: precopy and postcopy only")
     if args.what == "capacity":
         out = results_dir(args)
         with Topology() as topo:
@@ -465,13 +500,12 @@ def main():
                 print(json.dumps(r), flush=True)
         return 0
     if args.what == "demo":
-        recs = campaign(args, ["precopy", "postcopy"], rates or [2000], 1)
+        recs = campaign(args, modes, rates or [2000], 1)
     elif args.what == "bench":
-        recs = campaign(args, ["precopy", "postcopy"],
-                        rates or [1000, 2000, 5000], args.reps)
+        recs = campaign(args, modes, rates or [1000, 2000, 5000], args.reps)
     elif args.what == "downtime":
-        recs = campaign(args, ["precopy", "postcopy"], rates or [1000],
-                        args.reps, feature_sets=((), ("vm-started",)))
+        recs = campaign(args, modes, rates or [1000], args.reps,
+                        feature_sets=((), ("vm-started",)))
     else:
         args.seconds, args.warmup = 5, 1.5
         recs = campaign(args, ["precopy"], rates or [1000], 1)

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Build every prefix of the series (base + first k patches) in a scratch
 # worktree, so that each patch is known to build on its own. Slow: not in CI.
+#
+# The scratch tree and its build directory sit side by side like work/qemu
+# and work/build, under their own ccache base directory, so the compiler
+# sees the same relative paths and ccache reuses what the normal builds
+# (and earlier runs) compiled.
 . "$(dirname "$0")/lib.sh"
 
-tree=$WORK/bisect
-build=$WORK/build-bisect
+root=$WORK/bisect
 n=$(git -C "$QEMU_DIR" rev-list --count base..series)
-rm -rf "$tree"
+rm -rf "$root/qemu"
 git -C "$QEMU_DIR" worktree prune
-git -C "$QEMU_DIR" worktree add -q --detach "$tree" base
-trap 'git -C "$QEMU_DIR" worktree remove --force "$tree"' EXIT
+git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" base
+trap 'git -C "$QEMU_DIR" worktree remove --force "$root/qemu"' EXIT
+export CCACHE_BASEDIR=$root
 k=0
 for c in $(git -C "$QEMU_DIR" rev-list --reverse base..series); do
     k=$((k + 1))
-    git -C "$tree" checkout -q "$c"
-    say "bisect-check: $k/$n $(git -C "$tree" log -1 --format=%s)"
-    QEMU_DIR=$tree BUILD_DIR=$build "$TOP/scripts/build.sh" ||
-        die "patch $k/$n does not build: $(git -C "$tree" log -1 --format=%s)"
+    git -C "$root/qemu" checkout -q "$c"
+    say "bisect-check: $k/$n $(git -C "$root/qemu" log -1 --format=%s)"
+    QEMU_DIR=$root/qemu BUILD_DIR=$root/build "$TOP/scripts/build.sh" ||
+        die "patch $k/$n does not build: $(git -C "$root/qemu" log -1 --format=%s)"
 done
 say "bisect-check: all $n prefixes build"

@@ -120,14 +120,22 @@ if wanted qtest; then
     migration_test migration-test
 fi
 if wanted compat; then
-    base=$BASE_BUILD_DIR/qemu-system-x86_64
+    # The base without the series, and Debian's packaged QEMU (10.0, from
+    # bookworm-backports; migration-test picks the newest machine type
+    # both know).
+    peers=(base="$BASE_BUILD_DIR/qemu-system-x86_64")
+    debian=/usr/bin/qemu-system-x86_64
+    if [[ -x $debian ]]; then
+        peers+=("debian-$("$debian" --version | sed -n '1s/.*version \([0-9]*\.[0-9]*\).*/\1/p')=$debian")
+    fi
     compat=(-- -p /x86_64/migration/precopy/unix/plain
                -p /x86_64/migration/postcopy/plain
                -p /x86_64/migration/vm-started)
-    say "check: cross-version, unpatched source ($base)"
-    migration_test "compat(src=base)" QTEST_QEMU_BINARY_SRC="$base" "${compat[@]}"
-    say "check: cross-version, unpatched destination"
-    migration_test "compat(dst=base)" QTEST_QEMU_BINARY_DST="$base" "${compat[@]}"
+    for peer in "${peers[@]}"; do
+        say "check: cross-version with ${peer#*=} as the source, then as the destination"
+        migration_test "compat(src=${peer%%=*})" QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"
+        migration_test "compat(dst=${peer%%=*})" QTEST_QEMU_BINARY_DST="${peer#*=}" "${compat[@]}"
+    done
 fi
 
 # 5. The lab's smoke run: a real guest over TAP and a bridge migrates once;

@@ -39,7 +39,7 @@ series_patches() {
 if [[ -d /usr/lib/ccache && :$PATH: != *:/usr/lib/ccache:* ]]; then
     export PATH=/usr/lib/ccache:$PATH
 fi
-export CCACHE_BASEDIR=$WORK CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$WORK} CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
 
 # git format-patch settings that make the export byte-stable.
 FORMAT_PATCH=(git -c core.abbrev=12 -c diff.noprefix=false -c diff.mnemonicPrefix=false

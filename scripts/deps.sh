@@ -5,7 +5,7 @@
 [[ $(id -u) = 0 ]] || die "deps needs root (apt-get)"
 
 # Sources: deb-src for the pinned QEMU (bookworm only has 7.2) and
-# bookworm-backports for meson >= 1.5, pycotap and the 10.0 QEMU binaries.
+# bookworm-backports for meson >= 1.5, pycotap and the option ROMs.
 list=/etc/apt/sources.list.d/qemu-series.sources
 mirror=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' \
          /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -26,7 +26,7 @@ pkgs=(ninja-build pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev
       libslirp-dev libfdt-dev python3-venv flex bison ccache dpkg-dev
       xz-utils git perl seabios ipxe-qemu
       iproute2 busybox-static python3-matplotlib socat jq)
-bpo=(meson python3-pycotap qemu-system-data qemu-system-x86)
+bpo=(meson python3-pycotap qemu-system-data)
 
 if [[ -f $stamp && -f $list ]] && [[ $(cat "$list") = "$want" ]] &&
    dpkg -s "${pkgs[@]}" "${bpo[@]}" >/dev/null 2>&1; then

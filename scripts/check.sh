@@ -30,10 +30,10 @@ wanted() { [[ -z ${CHECK_ONLY:-} || " $CHECK_ONLY " = *" $1 "* ]]; }
 # Count a TAP stream (GLib's --tap output) into the totals. A program that
 # died before its plan was done, or ran nothing, is a failure too.
 tap_results() {         # tap_results NAME FILE LOG
-    local line name seen=0 plan=
+    local line name reason seen=0 plan=
     while IFS= read -r line; do
         case $line in
-        "ok "*"# SKIP"*) name=${line#ok * }; result skip "$1 ${name%% # SKIP*}" "${name#*# SKIP}" ;;
+        "ok "*"# SKIP"*) name=${line#ok * }; reason=${name#*# SKIP}; result skip "$1 ${name%% # SKIP*}" "${reason# }" ;;
         "ok "*) name=${line#ok * }; result pass "$1 $name" ;;
         "not ok "*) name=${line#not ok * }; result fail "$1 $name" ;;
         1..*) plan=${line#1..}; continue ;;

@@ -43,6 +43,8 @@ WORK = os.environ.get("WORK", os.path.join(TOP, "work"))
 BUILD = os.environ.get("BUILD_DIR", os.path.join(WORK, "build"))
 GUEST = os.path.join(WORK, "lab", "guest")
 BIN = os.path.join(WORK, "lab", "bin")
+QEMU = os.path.join(BUILD, "qemu-system-x86_64")
+READY = "lab: guest ready"      # printed by lab/guest/init
 
 GUEST_IP = "192.0.2.2"          # TEST-NET-1: documentation range, and
 HOST_IP = "192.0.2.1"           # it only ever exists inside our namespaces
@@ -105,7 +107,7 @@ def accelerator():
     return "tcg"
 
 
-def start_vm(topo, rundir, name, tap, extra, qemu, args):
+def start_vm(topo, rundir, name, tap, extra, args):
     log = os.path.join(rundir, f"{name}.log")
     common = [
         "-machine", "pc-q35-10.2", "-accel", accelerator(),
@@ -120,7 +122,7 @@ def start_vm(topo, rundir, name, tap, extra, qemu, args):
         "-msg", "timestamp=on", "-D", os.path.join(rundir, f"{name}.trace"),
         "-trace", "vmstate_downtime_checkpoint",
     ] + extra
-    return Qemu(qemu, name, rundir, common, log=log,
+    return Qemu(QEMU, name, rundir, common, log=log,
                 prefix=["ip", "netns", "exec", topo.br])
 
 
@@ -193,23 +195,22 @@ def build_id(qemu):
 def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
     """Boot, send traffic, migrate, collect. Returns the run's record.
     features: capabilities set on both sides (each needs return-path)."""
-    qemu = os.path.join(BUILD, "qemu-system-x86_64")
     os.makedirs(rundir, exist_ok=True)
     uri = f"unix:{os.path.join(rundir, 'mig.sock')}"
     src = dst = traffic = None
     rec = {"mode": mode, "rate": rate, "features": "+".join(features) or "-",
            "accel": accelerator(),
-           "qemu": build_id(qemu), "mem_mib": args.mem,
+           "qemu": build_id(QEMU), "mem_mib": args.mem,
            "dirty": f"{args.dirty_mib} MiB, {args.dirty_pages} pages/s",
            "date": datetime.datetime.now(datetime.timezone.utc)
                    .strftime("%Y-%m-%dT%H:%M:%SZ")}
     try:
-        src = start_vm(topo, rundir, "src", "tap-src", [], qemu, args)
+        src = start_vm(topo, rundir, "src", "tap-src", [], args)
         dst = start_vm(topo, rundir, "dst", "tap-dst",
-                       ["-incoming", "defer"], qemu, args)
+                       ["-incoming", "defer"], args)
         if fail_at == "boot":
             raise RuntimeError("injected failure after starting the QEMUs")
-        if not wait_console(rundir, "src", "lab: guest ready", 120):
+        if not wait_console(rundir, "src", READY, 120):
             raise RuntimeError("guest did not boot (see src.console)")
         rec["answers_before"] = guest_answers(topo, rundir)
         if not rec["answers_before"]:
@@ -291,12 +292,11 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
 
 def steady_rate(topo, args, rate, rundir):
     """Echo capacity without migration: loss at a fixed rate."""
-    qemu = os.path.join(BUILD, "qemu-system-x86_64")
     os.makedirs(rundir, exist_ok=True)
     src = None
     try:
-        src = start_vm(topo, rundir, "src", "tap-src", [], qemu, args)
-        if not wait_console(rundir, "src", "lab: guest ready", 120) or \
+        src = start_vm(topo, rundir, "src", "tap-src", [], args)
+        if not wait_console(rundir, "src", READY, 120) or \
                 not guest_answers(topo, rundir):
             return {"rate": rate, "ok": False, "error": "guest not ready"}
         p = blast(topo, rate, int(rate * args.seconds), 2000,

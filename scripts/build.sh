@@ -19,9 +19,10 @@ fi
 # Debian's tarball has no firmware: use Debian's seabios and ipxe, and the
 # option ROMs (kvmvapic.bin, linuxboot_dma.bin...) from qemu-system-data.
 # configure takes the search path colon-separated.
+fwpath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 conf=(--target-list=x86_64-softmmu --disable-docs --disable-user
       --disable-install-blobs --python="$PYTHON"
-      --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
+      --firmwarepath=$fwpath
       --disable-gtk --disable-sdl --disable-vnc --disable-spice
       --disable-opengl --disable-virglrenderer)
 if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
@@ -47,7 +48,7 @@ if ! ninja -C "$build" "${want[@]}" >"$build/ninja.log" 2>&1; then
 fi
 # Run from the build tree, QEMU looks for firmware below qemu-bundle/
 # (relocated search path): point those directories at the system ones.
-IFS=: read -ra fwdirs <<<"$(printf '%s\n' "${conf[@]}" | sed -n 's/^--firmwarepath=//p')"
+IFS=: read -ra fwdirs <<<"$fwpath"
 for d in "${fwdirs[@]}"; do
     if ! [[ -e $build/qemu-bundle$d ]]; then
         mkdir -p "$(dirname "$build/qemu-bundle$d")"

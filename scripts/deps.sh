@@ -25,7 +25,7 @@ stamp=$WORK/.deps-done
 pkgs=(ninja-build pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev
       libslirp-dev libfdt-dev python3-venv flex bison ccache dpkg-dev
       xz-utils git perl seabios ipxe-qemu
-      iproute2 busybox-static python3-matplotlib socat jq)
+      iproute2 busybox-static python3-matplotlib)
 bpo=(meson python3-pycotap qemu-system-data)
 
 if [[ -f $stamp && -f $list ]] && [[ $(cat "$list") = "$want" ]] &&

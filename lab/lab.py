@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """The switchover lab: real guests, real TAP devices, a real bridge.
 
-usage: lab.py {capacity,demo,bench,downtime,smoke} [options]
+usage: lab.py {capacity,demo,bench,downtime,flood,smoke} [options]
        lab.py report --out DIR RESULTS-DIR[:MODES]...
 
   capacity  the guest's echo loss at fixed rates, no migration
-  demo      one precopy and one postcopy migration under traffic
-  bench     precopy and postcopy at 1k, 2k, 5k/s, --reps each
+  demo      precopy and postcopy at 2k/s, netpass off and on
+  bench     precopy and postcopy at 2k, 5k/s, netpass off and on, --reps
   downtime  reported vs true downtime, vm-started off and on, --reps each
-  smoke     one precopy migration; correctness only (CI)
+  flood     netpass with a 64 KiB bound at 20k/s: bounded, drops counted
+  smoke     precopy at 1k/s, netpass off and on; correctness only (CI):
+            with netpass no datagram lost, duplicated or reordered
   report    merge earlier results into one table and plot
 
 Topology, inside two network namespaces this script creates and always
@@ -82,6 +84,10 @@ class Topology:
         for tap in ("tap-src", "tap-dst"):
             sh("ip", "-n", br, "tuntap", "add", tap, "mode", "tap",
                "vnet_hdr")
+            # The host's queue for a guest that is briefly slow to take
+            # frames (postcopy faulting its memory in), so that frames
+            # lost after the switchover do not blur the switchover's.
+            sh("ip", "-n", br, "link", "set", tap, "txqueuelen", "10000")
             sh("ip", "-n", br, "link", "set", tap, "master", "br0", "up")
         sh("ip", "-n", br, "link", "add", "vbr", "type", "veth",
            "peer", "name", "vth", "netns", th)
@@ -227,6 +233,10 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         src.qmp.cmd("migrate-set-parameters", **{
             "max-bandwidth": (32 << 20) if mode == "postcopy" else (1 << 30),
             "downtime-limit": 300})
+        if "netpass" in features:
+            for vm in (src, dst):
+                vm.qmp.cmd("migrate-set-parameters", **{
+                    "netpass-max-bytes": args.netpass_max_bytes})
         dst.qmp.cmd("migrate-incoming", uri=uri)
 
         count = int(rate * args.seconds)
@@ -235,6 +245,7 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         time.sleep(args.warmup)
         if fail_at == "migrate":
             raise RuntimeError("injected failure during the traffic")
+        rss_before = rss_kib(src.proc.pid, "VmRSS")
         src.qmp.cmd("migrate", uri=uri)
         if mode == "postcopy":
             wait_status(src.qmp, {"active"}, 30)
@@ -250,7 +261,14 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         rec["downtime_dst_ms"] = dinfo.get("downtime")
         rec["destination_started"] = info.get("destination-started")
         rec["total_time_ms"] = info.get("total-time")
+        rec["netpass_src"] = info.get("netpass")
+        rec["netpass_dst"] = dinfo.get("netpass")
+        rec["src_rss_growth_kib"] = rss_kib(src.proc.pid, "VmHWM") - \
+            rss_before
 
+        np_src = rec["netpass_src"] or {}
+        rec["forwarded"] = np_src.get("forwarded-frames")
+        rec["dropped"] = np_src.get("dropped-frames")
         summary = json.loads(traffic.communicate(
             timeout=args.seconds + 60)[0])
         traffic = None
@@ -276,6 +294,9 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
                      and rec["dst_running"] == "running"
                      and rec["answers_after"]
                      and rec["sent"] == rec["echoed"] + rec["lost"])
+        if rec["ok"] and "netpass" in features and args.strict:
+            if rec["lost"] or rec["reordered"] or rec["duplicated"]:
+                raise RuntimeError("netpass: lost, reordered or duplicated")
     except Exception as e:
         rec["ok"] = False
         rec["error"] = str(e)
@@ -288,6 +309,15 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
                 vm.stop()
     rec["rundir"] = rundir
     return rec
+
+
+def rss_kib(pid, field):
+    """VmRSS (now) or VmHWM (peak) of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
 
 
 def steady_rate(topo, args, rate, rundir):
@@ -314,7 +344,7 @@ def table(recs):
     """Median and worst per (mode, rate)."""
     rows = ["mode      features    rate   N  lost med/max  reord max  dup max"
             "  blackout ms med/max  downtime src ms med  true ms med"
-            "  error ms med/max"]
+            "  error ms med/max  fwd med/max  dropped max"]
     keys = sorted({(r["mode"], r["features"], r["rate"]) for r in recs})
     for mode, feat, rate in keys:
         rs = [r for r in recs if (r["mode"], r["features"], r["rate"]) ==
@@ -336,28 +366,39 @@ def table(recs):
             f"{mm('blackout_ms', '{:.1f}'):>20}  "
             f"{statistics.median(col('downtime_src_ms')):19.1f}  "
             f"{statistics.median(col('true_downtime_ms')):11.1f}  "
-            f"{mm('downtime_error_ms', '{:.1f}'):>16}")
+            f"{mm('downtime_error_ms', '{:.1f}'):>16}"
+            f"  {mm('forwarded'):>11}  {max(col('dropped')):11}")
     return "\n".join(rows)
 
 
 def plot(recs, path):
     """Echo sequence number against time around switchover, one panel per
-    mode: echoed datagrams as dots, lost ones as red crosses."""
+    mode (columns) and feature set (rows), at the highest rate: echoed
+    datagrams as dots, lost ones as red crosses."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    picks = []
-    for mode in ("precopy", "postcopy"):
-        rs = [r for r in recs if r["mode"] == mode and r.get("ok")
-              and r.get("src_stop_ns")]
-        if rs:
-            picks.append(max(rs, key=lambda r: r["rate"]))
-    if not picks:
+    usable = [r for r in recs if r.get("ok") and r.get("src_stop_ns")]
+    modes = [m for m in ("precopy", "postcopy")
+             if any(r["mode"] == m for r in usable)]
+    feats = sorted({r["features"] for r in usable})
+    if not usable:
         return False
-    fig, axes = plt.subplots(1, len(picks), figsize=(6 * len(picks), 4.5),
+    fig, axes = plt.subplots(len(feats), len(modes),
+                             figsize=(6 * len(modes), 4.5 * len(feats)),
                              squeeze=False)
-    for ax, r in zip(axes[0], picks):
+    panels = []
+    for row, feat in zip(axes, feats):
+        for ax, mode in zip(row, modes):
+            rs = [r for r in usable
+                  if (r["mode"], r["features"]) == (mode, feat)]
+            if not rs:
+                ax.set_axis_off()
+                continue
+            top = max(r["rate"] for r in rs)
+            panels.append((ax, next(r for r in rs if r["rate"] == top)))
+    for ax, r in panels:
         t0 = r["src_stop_ns"]
         ok_t, ok_s, lost_t, lost_s = [], [], [], []
         with open(os.path.join(r["rundir"], "echo.rec")) as f:
@@ -460,7 +501,7 @@ def main():
     ap = argparse.ArgumentParser(
         description="the switchover lab (see lab/README.md)")
     ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
-                                     "smoke", "report"])
+                                     "flood", "smoke", "report"])
     ap.add_argument("inputs", nargs="*",
                     help="report: results directories to merge")
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
@@ -477,6 +518,10 @@ def main():
     ap.add_argument("--modes", default="precopy,postcopy",
                     help="comma list: precopy, postcopy")
     ap.add_argument("--out", default=None, help="results directory")
+    ap.add_argument("--netpass-max-bytes", type=int, default=4 << 20)
+    ap.add_argument("--strict", action="store_true",
+                    help="a netpass run that loses, reorders or duplicates "
+                         "a datagram fails")
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
     args = ap.parse_intermixed_args()
@@ -498,22 +543,29 @@ def main():
                                 os.path.join(out, f"capacity-{rate}"))
                 print(json.dumps(r), flush=True)
         return 0
+    netpass = ((), ("netpass",))
     if args.what == "demo":
-        recs = campaign(args, modes, rates or [2000], 1)
+        recs = campaign(args, modes, rates or [2000], 1, netpass)
     elif args.what == "bench":
-        recs = campaign(args, modes, rates or [1000, 2000, 5000], args.reps)
+        recs = campaign(args, modes, rates or [2000, 5000], args.reps,
+                        netpass)
+    elif args.what == "flood":
+        args.netpass_max_bytes = 64 << 10
+        recs = campaign(args, modes, rates or [20000], args.reps,
+                        (("netpass",),))
     elif args.what == "downtime":
         recs = campaign(args, modes, rates or [1000], args.reps,
                         feature_sets=((), ("vm-started",)))
     else:
-        args.seconds, args.warmup = 5, 1.5
-        recs = campaign(args, ["precopy"], rates or [1000], 1)
+        args.seconds, args.warmup, args.strict = 5, 1.5, True
+        recs = campaign(args, ["precopy"], rates or [1000], 1, netpass)
         for r in recs:
-            print(f"smoke: answers before {r.get('answers_before')}, "
-                  f"completed {r.get('status_src') == 'completed'}, "
-                  f"answers after {r.get('answers_after')}, "
-                  f"sent {r.get('sent')} = echoed {r.get('echoed')} + "
-                  f"lost {r.get('lost')}")
+            print(f"smoke {r['features']}: answers before "
+                  f"{r.get('answers_before')}, completed "
+                  f"{r.get('status_src') == 'completed'}, answers after "
+                  f"{r.get('answers_after')}, sent {r.get('sent')} = echoed "
+                  f"{r.get('echoed')} + lost {r.get('lost')}, reordered "
+                  f"{r.get('reordered')}, duplicated {r.get('duplicated')}")
     return 0 if recs and all(r.get("ok") for r in recs) else 1
 
 

@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     time_t last = time(NULL);
     char *end;
     long port;
-    int fd, bufsize = 4 << 20;
+    int fd, bufsize = 32 << 20;
 
     if (argc != 2 || (port = strtol(argv[1], &end, 10)) < 1 || port > 65535 ||
         *end) {

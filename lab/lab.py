@@ -245,7 +245,6 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         time.sleep(args.warmup)
         if fail_at == "migrate":
             raise RuntimeError("injected failure during the traffic")
-        rss_before = rss_kib(src.proc.pid, "VmRSS")
         src.qmp.cmd("migrate", uri=uri)
         if mode == "postcopy":
             wait_status(src.qmp, {"active"}, 30)
@@ -263,8 +262,6 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         rec["total_time_ms"] = info.get("total-time")
         rec["netpass_src"] = info.get("netpass")
         rec["netpass_dst"] = dinfo.get("netpass")
-        rec["src_rss_growth_kib"] = rss_kib(src.proc.pid, "VmHWM") - \
-            rss_before
 
         np_src = rec["netpass_src"] or {}
         rec["forwarded"] = np_src.get("forwarded-frames")
@@ -309,15 +306,6 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
                 vm.stop()
     rec["rundir"] = rundir
     return rec
-
-
-def rss_kib(pid, field):
-    """VmRSS (now) or VmHWM (peak) of a process, in KiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def steady_rate(topo, args, rate, rundir):

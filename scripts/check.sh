@@ -1,51 +1,45 @@
 #!/usr/bin/env bash
-# The test command: checkpatch over every patch, the vmstate dump check, the
-# unit tests the series touches, the x86_64 migration-test smoke set (which
-# runs the series' own qtests), the cross-version runs against the unpatched
-# base and the lab's smoke run. Ends with "N passed, N failed, N
-# skipped" and exits non-zero on any failure.
+# The test command. In order: the self-test of this script's runner,
+# checkpatch over every patch, the vmstate dump check, the unit tests the
+# series touches, migration-test's default set (with the series' own
+# cases), the cross-version runs against the
+# unpatched base, the lab's smoke run, and a check that the README's lab
+# figures are what docs/results/ gives. One line per result; ends with
+# "N passed, N failed, N skipped" on every path, and exits non-zero on
+# any failure.
 #
-# Environment: CHECK_KVM=1 lets migration-test use KVM (default: TCG only,
-# because KVM on these machines lacks CPUID features and hung in postcopy);
-# CHECK_ONLY="checkpatch vmstate unit qtest compat lab" runs a subset.
+# Every test program runs under a time limit for the whole run and for
+# each case; whatever stops it, the failure names the case it was in.
+# In the same-version run every case of the series must run and pass.
+#
+# Environment:
+#   CHECK_FULL=1     migration-test --full: upstream's long matrix
+#                    (make check-full; not in CI)
+#   CHECK_ONLY="selftest checkpatch vmstate unit qtest compat lab report"
+#                    runs a subset
+#   CHECK_KVM=1      lets migration-test use KVM (default: TCG only; KVM on
+#                    these machines lacks CPUID features and hung)
+#   CHECK_TIME_SCALE=N  multiplies every time limit (a slower machine)
 . "$(dirname "$0")/lib.sh"
-
 out=$WORK/check
 rm -rf "$out"
 mkdir -p "$out"
-passed=0 failed=0 skipped=0
-failures=()
-
-result() {              # result pass|fail|skip NAME [DETAIL]
-    case $1 in
-    pass) passed=$((passed + 1)) ;;
-    fail) failed=$((failed + 1)); failures+=("$2") ;;
-    skip) skipped=$((skipped + 1)) ;;
-    esac
-    printf '%-4s %s%s\n' "$1" "$2" "${3:+ ($3)}"
-}
+. "$TOP/scripts/tap.sh"
 
 wanted() { [[ -z ${CHECK_ONLY:-} || " $CHECK_ONLY " = *" $1 "* ]]; }
+scale=${CHECK_TIME_SCALE:-1}
+secs() { echo $(($1 * scale)); }
 
-# Count a TAP stream (GLib's --tap output) into the totals. A program that
-# died before its plan was done, or ran nothing, is a failure too.
-tap_results() {         # tap_results NAME FILE LOG
-    local line name reason seen=0 plan=
-    while IFS= read -r line; do
-        case $line in
-        "ok "*"# SKIP"*) name=${line#ok * }; reason=${name#*# SKIP}; result skip "$1 ${name%% # SKIP*}" "${reason# }" ;;
-        "ok "*) name=${line#ok * }; result pass "$1 $name" ;;
-        "not ok "*) name=${line#not ok * }; result fail "$1 $name" ;;
-        1..*) plan=${line#1..}; continue ;;
-        *) continue ;;
-        esac
-        seen=$((seen + 1))
-    done < "$2"
-    if [[ -z $plan || $seen -eq 0 || $seen -lt ${plan%% *} ]]; then
-        tail -n 20 "$3"
-        result fail "$1" "ran $seen of ${plan:-?} tests, see $3"
+# 0. The runner itself: each way a test program can fail is caught.
+if wanted selftest; then
+    say "check: the test runner's self-test"
+    if "$TOP/scripts/check-selftest.sh" >"$out/selftest.log" 2>&1; then
+        result pass "check.sh self-test" "$(tail -n 1 "$out/selftest.log")"
+    else
+        cat "$out/selftest.log"
+        result fail "check.sh self-test"
     fi
-}
+fi
 
 # 1. checkpatch over every patch of the series.
 if wanted checkpatch; then
@@ -64,17 +58,25 @@ fi
 # 2. The series must not change any VMState description.
 if wanted vmstate; then
     say "check: -dump-vmstate of the patched and the base binary, pc-q35-10.2"
+    dumped=1
     for b in base:"$BASE_BUILD_DIR" patched:"$BUILD_DIR"; do
-        "${b#*:}/qemu-system-x86_64" -M pc-q35-10.2 -nodefaults -display none \
-            -accel tcg -dump-vmstate "$out/vmstate-${b%%:*}.json" \
-            >"$out/vmstate-${b%%:*}.log" 2>&1
+        if ! timeout "$(secs 120)" "${b#*:}/qemu-system-x86_64" -M pc-q35-10.2 \
+                -nodefaults -display none -accel tcg \
+                -dump-vmstate "$out/vmstate-${b%%:*}.json" \
+                >"$out/vmstate-${b%%:*}.log" 2>&1; then
+            tail -n 5 "$out/vmstate-${b%%:*}.log"
+            result fail "vmstate dump of the ${b%%:*} binary" "see $out/vmstate-${b%%:*}.log"
+            dumped=0
+        fi
     done
-    if cmp -s "$out/vmstate-base.json" "$out/vmstate-patched.json" &&
-       [[ -s $out/vmstate-base.json ]]; then
-        result pass "vmstate dump unchanged" "$(wc -c < "$out/vmstate-base.json") bytes"
-    else
-        diff -u "$out/vmstate-base.json" "$out/vmstate-patched.json" | head -n 40
-        result fail "vmstate dump unchanged"
+    if ((dumped)); then
+        if cmp -s "$out/vmstate-base.json" "$out/vmstate-patched.json" &&
+           [[ -s $out/vmstate-base.json ]]; then
+            result pass "vmstate dump unchanged" "$(wc -c < "$out/vmstate-base.json") bytes"
+        else
+            diff -u "$out/vmstate-base.json" "$out/vmstate-patched.json" | head -n 40
+            result fail "vmstate dump unchanged"
+        fi
     fi
 fi
 
@@ -84,40 +86,66 @@ if wanted unit; then
         bin=$BUILD_DIR/tests/unit/$t
         if [[ -x $bin ]]; then
             say "check: tests/unit/$t"
-            "$bin" --tap -k >"$out/$t.tap" 2>"$out/$t.log" || true
-            tap_results "$t" "$out/$t.tap" "$out/$t.log"
+            run_tap "$t" --limit "$(secs 300)" --case-limit "$(secs 60)" -- "$bin" --tap -k
         else
             result fail "$t" "not built"
         fi
     done
 fi
 
-# 4. migration-test: the smoke set (with the series' tests) under TCG; then
-# the cross-version runs, the unpatched base as source and as destination.
+# 4. migration-test under TCG; then the cross-version runs, the unpatched
+# base as source and as destination.
 accel=tcg
 if [[ ${CHECK_KVM:-0} = 1 && -w /dev/kvm ]]; then
     accel=kvm
 fi
-migration_test() {      # migration_test NAME [VAR=VALUE...] [-- ARGS...]
-    local name=$1 vars=() start=$SECONDS
+migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [-- ARGS...]
+    local name=$1 opts=() vars=() start=$SECONDS
     shift
+    while (($#)) && [[ $1 = --* && $1 != -- ]]; do opts+=("$1" "$2"); shift 2; done
     while (($#)) && [[ $1 != -- ]]; do vars+=("$1"); shift; done
     shift || true
-    local run=(env QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
+    # From the build tree, as meson test does (analyze-script needs it).
+    local run=(env -C "$BUILD_DIR" QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
                PYTHON="$PYTHON" "${vars[@]}"
                "$BUILD_DIR/tests/qtest/migration-test" --tap -k "$@")
     if [[ $accel = tcg && -e /dev/kvm ]]; then
         # migration-test picks KVM whenever /dev/kvm opens: hide it.
         run=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh "${run[@]}")
     fi
-    # From the build tree, as meson test does (analyze-script needs it).
-    (cd "$BUILD_DIR" && "${run[@]}") >"$out/$name.tap" 2>"$out/$name.log" || true
-    tap_results "$name" "$out/$name.tap" "$out/$name.log"
-    say "check: $name took $((SECONDS - start)) s under $accel"
+    run_tap "$name" --limit "$(secs 1800)" --case-limit "$(secs 300)" \
+        "${opts[@]}" -- "${run[@]}"
+    say "check: $name took $((SECONDS - start)) s under $accel; slowest cases:"
+    sort -rn "$out/$name.times" | head -n 3 | sed 's/^/    /' >&2
 }
+
+# The series' own cases: every case its new test files register.
+series_cases() {
+    local f
+    git -C "$QEMU_DIR" diff --name-only --diff-filter=A base..series -- \
+        tests/qtest/migration/ |
+    while IFS= read -r f; do
+        sed -n 's|^ *migration_test_add("\(/migration/[^"]*\)",.*|/x86_64\1|p' "$QEMU_DIR/$f"
+    done
+}
+# A series case may skip for want of userfaultfd only where this machine
+# has none (it is a kernel option: the sysctl exists where it is built in).
+skip_ok=
+if ! [[ -e /proc/sys/vm/unprivileged_userfaultfd ]]; then
+    skip_ok=userfaultfd
+fi
 if wanted qtest; then
-    say "check: migration-test (smoke set), accelerator: $accel"
-    migration_test migration-test
+    say "check: migration-test, accelerator: $accel"
+    series_cases > "$out/series-cases"
+    if [[ ! -s $out/series-cases ]]; then
+        result fail "series cases" "found no migration_test_add() in the series' test files"
+    fi
+    full=()
+    if [[ ${CHECK_FULL:-0} = 1 ]]; then
+        full=(--full)
+    fi
+    migration_test migration-test --must-pass "$out/series-cases" \
+        ${skip_ok:+--skip-ok "$skip_ok"} -- "${full[@]}"
 fi
 if wanted compat; then
     # The base without the series. Debian's packaged QEMU (10.0) cannot
@@ -137,24 +165,30 @@ fi
 
 # 5. The lab's smoke run: a real guest over TAP and a bridge migrates with
 # netpass off, then on; correctness only (it answers before and after, the
-# migration completes, sent = echoed + lost, and with netpass nothing is
-# lost, reordered or duplicated), never timing.
+# migration completes with exactly one side running, and with netpass no
+# datagram is lost, reordered or duplicated), never timing.
 if wanted lab; then
     if [[ $(id -u) != 0 || ! -c /dev/net/tun ]] || ! ip netns list >/dev/null 2>&1; then
         result skip "lab smoke" "needs root, /dev/net/tun and network namespaces"
-    elif "$TOP/lab/guest.sh" >"$out/lab.log" 2>&1 &&
-         "$PYTHON" "$TOP/lab/lab.py" smoke --out "$out/lab" >>"$out/lab.log" 2>&1; then
+    elif timeout "$(secs 300)" "$TOP/lab/guest.sh" >"$out/lab.log" 2>&1 &&
+         timeout "$(secs 900)" "$PYTHON" "$TOP/lab/lab.py" smoke \
+            --out "$out/lab" >>"$out/lab.log" 2>&1; then
         grep '^smoke' "$out/lab.log"
         result pass "lab smoke"
     else
         tail -n 20 "$out/lab.log"
-        result fail "lab smoke"
+        result fail "lab smoke" "see $out/lab.log"
     fi
 fi
 
-echo
-if ((failed)); then
-    printf 'failed: %s\n' "${failures[@]}"
+# 6. The README's lab tables and plots are what docs/results/ gives.
+if wanted report; then
+    if "$PYTHON" "$TOP/lab/lab.py" report --check >"$out/report.log" 2>&1; then
+        result pass "lab report" "README tables and plots regenerate from docs/results/"
+    else
+        cat "$out/report.log"
+        result fail "lab report" "run 'lab/lab.py report' and commit the result"
+    fi
 fi
-echo "$passed passed, $failed failed, $skipped skipped"
-((failed == 0))
+
+check_done

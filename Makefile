@@ -2,14 +2,20 @@
 SHELL := /bin/bash
 S := scripts
 PYTHON := /usr/bin/python3
+RESULTS := docs/results
+# Lab campaigns for `make bench`; REPS per point
+REPS ?= 20
 
-.PHONY: help deps fetch apply build build-base check export status \
-        bisect-check demo bench
+.PHONY: help deps fetch apply build build-base check check-full export status \
+        bisect-check demo bench report
 
 help:
-	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy): table + plot"
-	@echo "make bench         the lab's full set: N=10 per mode and rate (long; not in CI)"
-	@echo "make check         the test command: build, checkpatch, vmstate, unit tests, migration-test"
+	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy, netpass off and on)"
+	@echo "make check         the test command (CI): runner self-test, checkpatch, vmstate, unit tests,"
+	@echo "                   migration-test, cross-version runs, lab smoke, README figures = docs/results/"
+	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
+	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
+	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make deps          install the build dependencies (apt, root)"
 	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^BASE_VERSION=//p' $(S)/lib.sh))"
 	@echo "make apply         work/qemu = base + patches/ (git am); FORCE=1 replaces unexported work"
@@ -31,6 +37,8 @@ build-base: fetch
 	@$(S)/build.sh base
 check: build build-base
 	@$(S)/check.sh
+check-full: build build-base
+	@CHECK_FULL=1 $(S)/check.sh
 export:
 	@$(S)/export.sh
 status:
@@ -39,6 +47,17 @@ bisect-check: apply
 	@$(S)/bisect-check.sh
 demo: build
 	@lab/demo.sh
+# Each campaign replaces its records: a published table never mixes
+# series or settings.
 bench: build
 	@lab/guest.sh
-	@$(PYTHON) lab/lab.py bench $(BENCH_ARGS)
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/bench.jsonl $(RESULTS)/downtime.jsonl \
+	      $(RESULTS)/flood.jsonl $(RESULTS)/capacity.jsonl
+	$(PYTHON) lab/lab.py bench --reps $(REPS) --publish $(RESULTS)/bench.jsonl
+	$(PYTHON) lab/lab.py downtime --reps $(REPS) --publish $(RESULTS)/downtime.jsonl
+	$(PYTHON) lab/lab.py flood --reps 3 --publish $(RESULTS)/flood.jsonl
+	$(PYTHON) lab/lab.py capacity --profiles default --publish $(RESULTS)/capacity.jsonl
+	$(PYTHON) lab/lab.py report
+report:
+	@$(PYTHON) lab/lab.py report

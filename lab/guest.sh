@@ -12,7 +12,7 @@ out=$WORK/lab/guest
 bin=$WORK/lab/bin
 mkdir -p "$out" "$bin" "$WORK/lab/dl"
 
-for t in udpblast udpecho dirtymem; do
+for t in udpblast tcprr udpecho tcpecho dirtymem; do
     if [[ $TOP/lab/tools/$t.c -nt $bin/$t ]]; then
         say "guest: building $t"
         gcc -O2 -Wall -Wextra -Werror -static -o "$bin/$t" "$TOP/lab/tools/$t.c"
@@ -40,14 +40,20 @@ if ! [[ -f $out/vmlinuz ]]; then
     mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 fi
 
-if [[ $TOP/lab/guest/init -nt $out/initrd || $0 -nt $out/initrd || $bin/udpecho -nt $out/initrd ||
-      $bin/dirtymem -nt $out/initrd || ! -f $out/initrd ]]; then
+guest_tools="udpecho tcpecho dirtymem"
+stale=0
+for f in "$TOP/lab/guest/init" "$0" $(printf "$bin/%s " $guest_tools); do
+    [[ $f -nt $out/initrd ]] && stale=1
+done
+if ((stale)) || [[ ! -f $out/initrd ]]; then
     say "guest: building the initramfs"
     root=$WORK/lab/initrd-root
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
     cp /bin/busybox "$root/bin/busybox"
-    cp "$bin/udpecho" "$bin/dirtymem" "$root/bin/"
+    for t in $guest_tools; do
+        cp "$bin/$t" "$root/bin/"
+    done
     cp "$WORK/lab/dl/mods"/*.ko "$root/lib/modules/"
     echo $modules > "$root/lib/modules/load-order"
     install -m 755 "$TOP/lab/guest/init" "$root/init"

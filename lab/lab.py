@@ -2,16 +2,22 @@
 """The switchover lab: real guests, real TAP devices, a real bridge.
 
 usage: lab.py {capacity,demo,bench,downtime,flood,smoke} [options]
-       lab.py report --out DIR RESULTS-DIR[:MODES]...
+       lab.py report [--check]
 
   capacity  the guest's echo loss at fixed rates, no migration
-  demo      precopy and postcopy at 2k/s, netpass off and on
-  bench     precopy and postcopy at 2k, 5k/s, netpass off and on, --reps
-  downtime  reported vs true downtime, vm-started off and on, --reps each
+  demo      precopy and postcopy, UDP at 2k/s, netpass off and on, once,
+            guest profile 'default'
+  bench     the published set: profiles default and tuned, UDP (2k/s)
+            and TCP (1k requests/s), precopy and postcopy, netpass off
+            and on, --reps each (default 20)
+  downtime  reported vs true downtime, vm-started off and on, --reps
   flood     netpass with a 64 KiB bound at 20k/s: bounded, drops counted
-  smoke     precopy at 1k/s, netpass off and on; correctness only (CI):
-            with netpass no datagram lost, duplicated or reordered
-  report    merge earlier results into one table and plot
+  smoke     precopy at 1k/s, tuned, netpass off and on; correctness only
+            (CI): exactly one side runs the guest afterwards, and with
+            netpass no datagram is lost, duplicated or reordered
+  report    the README's lab section, the cover letter's figures and the
+            plots, from the records in docs/results/ (see lab/report.py);
+            --check fails if they differ from what is committed
 
 Topology, inside two network namespaces this script creates and always
 removes (nothing is sent outside them):
@@ -19,17 +25,27 @@ removes (nothing is sent outside them):
     traffic host (veth) ---- bridge ----+---- tap-src ---- source QEMU
                                         +---- tap-dst ---- destination QEMU
 
-The traffic host runs udpblast against the guest's udpecho; the two QEMUs
-migrate over a unix socket. One JSON record per migration goes to
-runs.jsonl in the results directory, with a summary table and a plot.
+The traffic host runs udpblast (UDP echo) or tcprr (TCP request/response)
+against the guest's udpecho and tcpecho; the two QEMUs migrate over a
+unix socket. One JSON record per migration goes to runs.jsonl in the
+results directory (and, with --publish FILE, to FILE too), then a summary
+table. Every record carries what is needed to reproduce it: host, commit,
+series, QEMU, capabilities and parameters of both sides, guest, profile,
+traffic.
 
-Exit: 0 success, 1 a run failed (or, for smoke, a correctness check
-failed), 2 usage.
+Guest profiles: 'default' is a guest and host as shipped (the kernel's
+socket buffers, the TAP devices' own queue length); 'tuned' gives the
+guest's echo socket 32 MiB and the TAPs a 10000-frame queue.
+
+Exit: 0 success, 1 a run failed (for smoke: a correctness check failed),
+2 usage.
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
+import platform
 import re
 import signal
 import statistics
@@ -46,12 +62,18 @@ BUILD = os.environ.get("BUILD_DIR", os.path.join(WORK, "build"))
 GUEST = os.path.join(WORK, "lab", "guest")
 BIN = os.path.join(WORK, "lab", "bin")
 QEMU = os.path.join(BUILD, "qemu-system-x86_64")
+MACHINE = "pc-q35-10.2"
 READY = "lab: guest ready"      # printed by lab/guest/init
 
 GUEST_IP = "192.0.2.2"          # TEST-NET-1: documentation range, and
 HOST_IP = "192.0.2.1"           # it only ever exists inside our namespaces
 GUEST_MAC = "52:54:00:6e:70:01"
-ECHO_PORT = "7777"
+ECHO_PORT = "7777"              # udpecho and tcpecho in the guest
+DRAIN_MS = 3000                 # grace for late echoes after the traffic
+
+# What each guest profile changes: the TAP queue (None: as created) and
+# the guest's own settings (lab/guest/init, lab.profile=).
+PROFILES = {"default": {"tap_qlen": None}, "tuned": {"tap_qlen": 10000}}
 
 
 def sh(*cmd, check=True, **kw):
@@ -61,9 +83,10 @@ def sh(*cmd, check=True, **kw):
 class Topology:
     """Two namespaces: 'br' (bridge, taps, QEMUs) and 'th' (traffic host)."""
 
-    def __init__(self):
+    def __init__(self, profile):
         tag = f"npl{os.getpid()}"
         self.br, self.th = f"{tag}-br", f"{tag}-th"
+        self.profile = profile
 
     def __enter__(self):
         try:
@@ -81,13 +104,13 @@ class Topology:
         sh("ip", "netns", "add", br)
         sh("ip", "netns", "add", th)
         sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
+        qlen = PROFILES[self.profile]["tap_qlen"]
         for tap in ("tap-src", "tap-dst"):
             sh("ip", "-n", br, "tuntap", "add", tap, "mode", "tap",
                "vnet_hdr")
-            # The host's queue for a guest that is briefly slow to take
-            # frames (postcopy faulting its memory in), so that frames
-            # lost after the switchover do not blur the switchover's.
-            sh("ip", "-n", br, "link", "set", tap, "txqueuelen", "10000")
+            if qlen:
+                sh("ip", "-n", br, "link", "set", tap, "txqueuelen",
+                   str(qlen))
             sh("ip", "-n", br, "link", "set", tap, "master", "br0", "up")
         sh("ip", "-n", br, "link", "add", "vbr", "type", "veth",
            "peer", "name", "vth", "netns", th)
@@ -105,6 +128,28 @@ class Topology:
     def run_in(self, ns, cmd, **kw):
         return subprocess.Popen(["ip", "netns", "exec", ns] + cmd, **kw)
 
+    def link(self, dev):
+        """A TAP's queue length and transmit drops (frames towards the
+        QEMU that the TAP had no room for)."""
+        out = subprocess.run(["ip", "-n", self.br, "-s", "-j", "link",
+                              "show", "dev", dev], check=True,
+                             capture_output=True, text=True).stdout
+        info = json.loads(out)[0]
+        return info.get("txqlen"), info["stats64"]["tx"]["dropped"]
+
+    def host_udp_rcvbuf_errors(self):
+        """The traffic host's UDP receive buffer drops (echoes lost)."""
+        out = subprocess.run(["ip", "netns", "exec", self.th, "cat",
+                              "/proc/net/snmp"], check=True,
+                             capture_output=True, text=True).stdout
+        return snmp(out, "Udp", "RcvbufErrors")
+
+
+def snmp(text, proto, field):
+    lines = [ln.split() for ln in text.splitlines()
+             if ln.startswith(proto + ":")]
+    return int(dict(zip(lines[0][1:], lines[1][1:]))[field])
+
 
 def accelerator():
     """KVM only when asked and usable; TCG otherwise (see README)."""
@@ -113,15 +158,60 @@ def accelerator():
     return "tcg"
 
 
+def git(*args):
+    return subprocess.run(["git", "-C", TOP] + list(args),
+                          capture_output=True, text=True).stdout.strip()
+
+
+def environment(args):
+    """What a run depends on besides its own settings: the same for every
+    run of an invocation."""
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    series = os.path.join(TOP, "patches", "netpass")
+    h = hashlib.sha256()
+    with open(os.path.join(series, "series")) as f:
+        for name in f.read().split():
+            with open(os.path.join(series, name), "rb") as p:
+                h.update(p.read())
+    try:
+        with open(os.path.join(GUEST, "kernel-version")) as f:
+            guest_kernel = f.read().strip()
+    except FileNotFoundError:
+        guest_kernel = "?"
+    version = subprocess.run([QEMU, "--version"], capture_output=True,
+                             text=True).stdout.splitlines()
+    return dict({
+        "host": {"cpu": cpu, "cores": os.cpu_count(),
+                 "mem_mib": mem_kib >> 10, "kernel": platform.release()},
+        "workspace": git("rev-parse", "--short=12", "HEAD") +
+                     ("+changes" if git("status", "--porcelain", "--",
+                                        "lab", "patches") else ""),
+        "series_sha256": h.hexdigest()[:16],
+        "qemu": version[0] if version else "?",
+        "accel": accelerator(), "machine": MACHINE,
+        "guest": {"kernel": guest_kernel, "mem_mib": args.mem, "vcpus": 1,
+                  "dirty": f"{args.dirty_pages} pages/s over "
+                           f"{args.dirty_mib} MiB"},
+    }, **({"note": args.note} if args.note else {}))
+
+
 def start_vm(topo, rundir, name, tap, extra, args):
     log = os.path.join(rundir, f"{name}.log")
     common = [
-        "-machine", "pc-q35-10.2", "-accel", accelerator(),
+        "-machine", MACHINE, "-accel", accelerator(),
         "-m", str(args.mem), "-smp", "1",
         "-kernel", os.path.join(GUEST, "vmlinuz"),
         "-initrd", os.path.join(GUEST, "initrd"),
         "-append", f"console=ttyS0 quiet panic=-1 lab.ip={GUEST_IP}/24 "
-                   f"lab.dirty={args.dirty_mib},{args.dirty_pages}",
+                   f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
+                   f"lab.profile={topo.profile}",
         "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},romfile=",
         "-serial", f"file:{os.path.join(rundir, name + '.console')}",
@@ -146,22 +236,51 @@ def wait_console(rundir, name, text, timeout):
     return False
 
 
-def blast(topo, rate, count, drain_ms, out):
-    return topo.run_in(topo.th, [
-        os.path.join(BIN, "udpblast"), "-d", GUEST_IP, "-p", ECHO_PORT,
-        "-r", str(rate), "-n", str(count), "-w", str(drain_ms), "-o", out],
-        stdout=subprocess.PIPE, text=True)
+def traffic_cmd(kind, rate, count, out, drain_ms=DRAIN_MS):
+    tool = "udpblast" if kind == "udp" else "tcprr"
+    return [os.path.join(BIN, tool), "-d", GUEST_IP, "-p", ECHO_PORT,
+            "-r", str(rate), "-n", str(count), "-w", str(drain_ms),
+            "-o", out]
 
 
 def guest_answers(topo, rundir, timeout=30):
     """Probe until the guest echoes (ARP and the bridge need a moment)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        p = blast(topo, 200, 40, 300, os.path.join(rundir, "probe.rec"))
+        p = topo.run_in(topo.th, traffic_cmd(
+            "udp", 200, 40, os.path.join(rundir, "probe.rec"), 300),
+            stdout=subprocess.PIPE, text=True)
         summary = json.loads(p.communicate()[0])
         if summary["echoed"] > 0:
             return True
     return False
+
+
+# Ask udpecho for the guest's counters (see lab/tools/udpecho.c), from
+# the traffic host; a few tries, as any datagram may be lost.
+ASK_GUEST = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for _ in range(5):
+    s.sendto(b"STAT", (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(s.recv(2048).decode())
+        sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit(1)
+"""
+
+
+def guest_counters(topo):
+    p = subprocess.run(["ip", "netns", "exec", topo.th, sys.executable,
+                        "-c", ASK_GUEST, GUEST_IP, ECHO_PORT],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode:
+        raise RuntimeError("the guest did not report its counters")
+    return {k: int(v) for k, v in
+            (kv.split("=") for kv in p.stdout.split()[1:])}
 
 
 def checkpoints(rundir, name):
@@ -193,28 +312,99 @@ def wait_status(qmp, states, timeout):
     return info
 
 
-def build_id(qemu):
-    out = subprocess.run([qemu, "--version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else "?"
+def settings(vm, keys):
+    """The capabilities on, and the parameters the lab set, as QEMU has
+    them."""
+    caps = sorted(c["capability"] for c in
+                  vm.qmp.cmd("query-migrate-capabilities") if c["state"])
+    params = vm.qmp.cmd("query-migrate-parameters")
+    return caps, {k: params[k] for k in sorted(keys) if k in params}
 
 
-def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
+def read_records(path):
+    """udpblast's or tcprr's records: [(seq, send_ns, answer_ns)]"""
+    with open(path) as f:
+        return [tuple(int(x) for x in line.split()[:3]) for line in f]
+
+
+def udp_results(rec, rundir, stop, start, before, after, taps_before,
+                taps_after, host_before, host_after, keep_timeline):
+    """Losses of a UDP run: when (the switchover window, or outside it)
+    and where (host, destination TAP, guest, way back)."""
+    recs = read_records(os.path.join(rundir, "traffic.rec"))
+    echoes = sorted(e for _, _, e in recs if e)
+    # The window: from the source's stop to the first echo after the
+    # destination started.
+    end = next((e for e in echoes if e > start), None)
+    if end is None:
+        raise RuntimeError("no echo after the destination started")
+    lost = [s for _, s, e in recs if not e]
+    rec["window_ms"] = round((end - stop) / 1e6, 1)
+    rec["lost_window"] = sum(stop <= s <= end for s in lost)
+    rec["lost_before"] = sum(s < stop for s in lost)
+    rec["lost_after"] = sum(s > end for s in lost)
+
+    d = {k: after[k] - before[k] for k in before}
+    # Every datagram that reached the guest was received by udpecho (some
+    # of them twice: dupes) or dropped by its socket, the buffer full.
+    # (The NIC's own drops are not counted in: they are frames of any
+    # protocol, such as the RARP announce of the destination itself.)
+    reached_guest = d["rx"] - d["dupes"] + d["udp_rcvbuf_errors"]
+    host = rec["sent"] - reached_guest
+    dst_tap = min(max(taps_after[1] - taps_before[1], 0), max(host, 0))
+    rec["guest_dupes"] = d["dupes"]
+    rec["loss"] = {
+        # On the host, before the guest's NIC: the source's side (its TAP
+        # queue, netpass's bound), and the destination's TAP queue.
+        "host_source": host - dst_tap,
+        "host_dst_tap": dst_tap,
+        # In the guest: its UDP socket's buffer, its echo.
+        "guest_socket": d["udp_rcvbuf_errors"],
+        "guest_echo": d["txfail"],
+        # Echoed by the guest, never back at the traffic host.
+        "way_back": d["rx"] - d["dupes"] - d["txfail"] - rec["echoed"],
+    }
+    rec["counters"] = {
+        "guest": d, "tap_src_dropped": taps_after[0] - taps_before[0],
+        "tap_dst_dropped": taps_after[1] - taps_before[1],
+        "host_rcvbuf_errors": host_after - host_before,
+    }
+    if keep_timeline:
+        # Echo delay (ms, -1: lost) of each datagram from 300 ms before
+        # the stop to 900 ms after it: what the plot shows.
+        near = [(s, e) for _, s, e in recs
+                if stop - 300e6 <= s <= stop + 900e6]
+        rec["timeline"] = {
+            "first_send_ms": round((near[0][0] - stop) / 1e6, 3),
+            "start_ms": round((start - stop) / 1e6, 3),
+            "delay_ms": [round((e - s) / 1e6) if e else -1
+                         for s, e in near]}
+
+
+def one_migration(topo, args, env, point, rundir, rep):
     """Boot, send traffic, migrate, collect. Returns the run's record.
-    features: capabilities set on both sides (each needs return-path)."""
+    point: mode, traffic, rate, features (capabilities set on both
+    sides, each needing return-path)."""
     os.makedirs(rundir, exist_ok=True)
+    mode, traffic, rate, features = (point["mode"], point["traffic"],
+                                     point["rate"], point["features"])
     uri = f"unix:{os.path.join(rundir, 'mig.sock')}"
-    src = dst = traffic = None
-    rec = {"mode": mode, "rate": rate, "features": "+".join(features) or "-",
-           "accel": accelerator(),
-           "qemu": build_id(QEMU), "mem_mib": args.mem,
-           "dirty": f"{args.dirty_mib} MiB, {args.dirty_pages} pages/s",
+    src = dst = proc = None
+    rec = {"campaign": args.what, "rep": rep, "mode": mode,
+           "traffic": traffic, "rate": rate,
+           "features": "+".join(features) or "-",
+           "profile": topo.profile,
            "date": datetime.datetime.now(datetime.timezone.utc)
                    .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    setup = dict(env, traffic={"kind": traffic, "rate": rate,
+                               "seconds": args.seconds,
+                               "warmup_s": args.warmup,
+                               "drain_ms": DRAIN_MS})
     try:
         src = start_vm(topo, rundir, "src", "tap-src", [], args)
         dst = start_vm(topo, rundir, "dst", "tap-dst",
                        ["-incoming", "defer"], args)
-        if fail_at == "boot":
+        if args.inject_failure == "boot":
             raise RuntimeError("injected failure after starting the QEMUs")
         if not wait_console(rundir, "src", READY, 120):
             raise RuntimeError("guest did not boot (see src.console)")
@@ -230,20 +420,33 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
         # Postcopy runs: slow precopy down so that it cannot complete
         # before migrate-start-postcopy; postcopy itself is unlimited.
-        src.qmp.cmd("migrate-set-parameters", **{
-            "max-bandwidth": (32 << 20) if mode == "postcopy" else (1 << 30),
-            "downtime-limit": 300})
+        params = {"max-bandwidth": (32 << 20) if mode == "postcopy"
+                  else (1 << 30), "downtime-limit": 300}
         if "netpass" in features:
-            for vm in (src, dst):
-                vm.qmp.cmd("migrate-set-parameters", **{
-                    "netpass-max-bytes": args.netpass_max_bytes})
+            params["netpass-max-bytes"] = args.netpass_max_bytes
+        src.qmp.cmd("migrate-set-parameters", **params)
+        if "netpass" in features:
+            dst.qmp.cmd("migrate-set-parameters", **{
+                "netpass-max-bytes": args.netpass_max_bytes})
+        caps_src, params_src = settings(src, params)
+        caps_dst, params_dst = settings(dst, params)
+        setup.update(caps={"src": caps_src, "dst": caps_dst},
+                     params={"src": params_src, "dst": params_dst})
         dst.qmp.cmd("migrate-incoming", uri=uri)
 
-        count = int(rate * args.seconds)
-        traffic = blast(topo, rate, count, 3000,
-                        os.path.join(rundir, "echo.rec"))
+        before = guest_counters(topo)
+        taps_before = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
+        host_before = topo.host_udp_rcvbuf_errors()
+        setup["tap_qlen"] = topo.link("tap-src")[0]
+        setup["guest_rcvbuf"] = before["rcvbuf"]
+        rec["setup"] = setup
+
+        proc = topo.run_in(topo.th, traffic_cmd(
+            traffic, rate, int(rate * args.seconds),
+            os.path.join(rundir, "traffic.rec")),
+            stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
-        if fail_at == "migrate":
+        if args.inject_failure == "migrate":
             raise RuntimeError("injected failure during the traffic")
         src.qmp.cmd("migrate", uri=uri)
         if mode == "postcopy":
@@ -255,178 +458,136 @@ def one_migration(topo, args, mode, rate, features, rundir, fail_at=None):
         dinfo = wait_status(dst.qmp, {"completed", "failed"}, 30)
         rec["status_src"] = info.get("status")
         rec["status_dst"] = dinfo.get("status")
-        rec["dst_running"] = dst.qmp.cmd("query-status")["status"]
-        rec["downtime_src_ms"] = info.get("downtime")
-        rec["downtime_dst_ms"] = dinfo.get("downtime")
-        rec["destination_started"] = info.get("destination-started")
+        rec["run_src"] = src.qmp.cmd("query-status")["status"]
+        rec["run_dst"] = dst.qmp.cmd("query-status")["status"]
+        rec["one_running"] = ((rec["run_src"] == "running") !=
+                              (rec["run_dst"] == "running"))
+        rec["downtime_reported_ms"] = info.get("downtime")
         rec["total_time_ms"] = info.get("total-time")
         rec["netpass_src"] = info.get("netpass")
         rec["netpass_dst"] = dinfo.get("netpass")
 
-        np_src = rec["netpass_src"] or {}
-        rec["forwarded"] = np_src.get("forwarded-frames")
-        rec["dropped"] = np_src.get("dropped-frames")
-        summary = json.loads(traffic.communicate(
+        summary = json.loads(proc.communicate(
             timeout=args.seconds + 60)[0])
-        traffic = None
-        rec.update({k: summary[k] for k in (
-            "sent", "echoed", "lost", "reordered", "duplicated")})
-        rec["blackout_ms"] = summary["longest_gap_ms"]
+        proc = None
+        after = guest_counters(topo)
+        taps_after = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
+        host_after = topo.host_udp_rcvbuf_errors()
 
         cs, cd = checkpoints(rundir, "src"), checkpoints(rundir, "dst")
         stop = cs.get("src-vm-stopped")
         start = cd.get(f"dst-{mode}-bh-vm-started")
-        if not start:
-            raise RuntimeError(f"the destination did not start in {mode}")
-        rec["true_downtime_ms"] = (round((start - stop) / 1e6, 3)
-                                   if stop and start else None)
-        if rec["true_downtime_ms"] is not None and rec["downtime_src_ms"]:
-            rec["downtime_error_ms"] = round(
-                rec["downtime_src_ms"] - rec["true_downtime_ms"], 3)
-        rec["src_stop_ns"] = stop
-        last_echo = max((int(l.split()[2]) for l in
-                         open(os.path.join(rundir, "echo.rec"))), default=0)
-        rec["answers_after"] = bool(start and last_echo > start)
+        if not stop or not start:
+            raise RuntimeError(f"no stop or start checkpoint ({mode})")
+        rec["true_downtime_ms"] = round((start - stop) / 1e6, 3)
+        rec["checkpoints_ms"] = {k: round((v - stop) / 1e6, 3) for k, v in
+                                 sorted(list(cs.items()) +
+                                        list(cd.items()))}
+        if traffic == "udp":
+            rec.update({k: summary[k] for k in (
+                "sent", "send_failed", "echoed", "lost", "reordered",
+                "duplicated")})
+            rec["blackout_ms"] = summary["longest_gap_ms"]
+            udp_results(rec, rundir, stop, start, before, after,
+                        taps_before, taps_after, host_before, host_after,
+                        rep == 0)
+            answered = rec["echoed"]
+        else:
+            rec["tcp"] = dict(summary, guest_retransmissions=(
+                after["tcp_retrans"] - before["tcp_retrans"]))
+            del rec["tcp"]["start_ns"]
+            answered = summary["answered"]
+        recs = read_records(os.path.join(rundir, "traffic.rec"))
+        rec["answers_after"] = any(a > start for _, _, a in recs)
         rec["ok"] = (rec["status_src"] == "completed"
-                     and rec["dst_running"] == "running"
-                     and rec["answers_after"]
-                     and rec["sent"] == rec["echoed"] + rec["lost"])
-        if rec["ok"] and "netpass" in features and args.strict:
-            if rec["lost"] or rec["reordered"] or rec["duplicated"]:
-                raise RuntimeError("netpass: lost, reordered or duplicated")
+                     and rec["run_dst"] == "running"
+                     and rec["one_running"] and rec["answers_after"]
+                     and answered > 0)
     except Exception as e:
         rec["ok"] = False
         rec["error"] = str(e)
     finally:
-        if traffic:
-            traffic.kill()
-            traffic.wait()
+        if proc:
+            proc.kill()
+            proc.wait()
         for vm in (src, dst):
             if vm:
                 vm.stop()
-    rec["rundir"] = rundir
+    rec.setdefault("setup", setup)
     return rec
 
 
-def steady_rate(topo, args, rate, rundir):
+def steady_rate(topo, args, env, rate, rundir):
     """Echo capacity without migration: loss at a fixed rate."""
     os.makedirs(rundir, exist_ok=True)
     src = None
+    rec = {"campaign": "capacity", "rate": rate, "profile": topo.profile,
+           "setup": env}
     try:
         src = start_vm(topo, rundir, "src", "tap-src", [], args)
         if not wait_console(rundir, "src", READY, 120) or \
                 not guest_answers(topo, rundir):
-            return {"rate": rate, "ok": False, "error": "guest not ready"}
-        p = blast(topo, rate, int(rate * args.seconds), 2000,
-                  os.path.join(rundir, "echo.rec"))
+            return dict(rec, ok=False, error="guest not ready")
+        p = topo.run_in(topo.th, traffic_cmd(
+            "udp", rate, int(rate * args.seconds),
+            os.path.join(rundir, "traffic.rec")),
+            stdout=subprocess.PIPE, text=True)
         s = json.loads(p.communicate()[0])
-        return {"rate": rate, "sent": s["sent"], "lost": s["lost"],
-                "loss_pct": round(100.0 * s["lost"] / s["sent"], 2),
-                "accel": accelerator(), "ok": True}
+        return dict(rec, sent=s["sent"], lost=s["lost"], ok=True)
     finally:
         if src:
             src.stop()
 
 
-def table(recs):
-    """Median and worst per (mode, rate)."""
-    rows = ["mode      features    rate   N  lost med/max  reord max  dup max"
-            "  blackout ms med/max  downtime src ms med  true ms med"
-            "  error ms med/max  fwd med/max  dropped max"]
-    keys = sorted({(r["mode"], r["features"], r["rate"]) for r in recs})
-    for mode, feat, rate in keys:
-        rs = [r for r in recs if (r["mode"], r["features"], r["rate"]) ==
-              (mode, feat, rate) and r.get("ok")]
-        head = f"{mode:9} {feat:11} {rate:5}"
-        if not rs:
-            rows.append(f"{head}   0  (no successful run)")
+def summary_table(recs):
+    """One line per point: enough to follow a campaign as it runs."""
+    rows = ["profile  mode      traffic feat        rate   N ok  "
+            "lost(window) med/max  stall/blackout ms med  "
+            "true downtime ms med"]
+    keys = sorted({(r["profile"], r["mode"], r["traffic"], r["features"],
+                    r["rate"]) for r in recs})
+    for key in keys:
+        rs = [r for r in recs if (r["profile"], r["mode"], r["traffic"],
+                                  r["features"], r["rate"]) == key]
+        ok = [r for r in rs if r.get("ok")]
+        head = "{:8} {:9} {:7} {:11} {:5} {:3} {:2}".format(
+            *key, len(rs), len(ok))
+        if not ok:
+            rows.append(head + "  (no successful run)")
             continue
-
-        def col(k):
-            return [r[k] for r in rs if r.get(k) is not None] or [0]
-
-        def mm(k, fmt="{:.0f}"):
-            v = col(k)
-            return f"{fmt.format(statistics.median(v))}/{fmt.format(max(v, key=abs))}"
-        rows.append(
-            f"{head} {len(rs):3}  {mm('lost'):>12}  "
-            f"{max(col('reordered')):9}  {max(col('duplicated')):7}  "
-            f"{mm('blackout_ms', '{:.1f}'):>20}  "
-            f"{statistics.median(col('downtime_src_ms')):19.1f}  "
-            f"{statistics.median(col('true_downtime_ms')):11.1f}  "
-            f"{mm('downtime_error_ms', '{:.1f}'):>16}"
-            f"  {mm('forwarded'):>11}  {max(col('dropped')):11}")
+        med = statistics.median
+        if key[2] == "udp":
+            lw = [r["lost_window"] for r in ok]
+            stall = med(r["blackout_ms"] for r in ok)
+            lost = f"{med(lw):.0f}/{max(lw)}"
+        else:
+            stall = med(r["tcp"]["longest_rtt_ms"] for r in ok)
+            lost = "-"
+        rows.append(f"{head}  {lost:>17}  {stall:21.1f}  "
+                    f"{med(r['true_downtime_ms'] for r in ok):20.1f}")
     return "\n".join(rows)
 
 
-def plot(recs, path):
-    """Echo sequence number against time around switchover, one panel per
-    mode (columns) and feature set (rows), at the highest rate: echoed
-    datagrams as dots, lost ones as red crosses."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    usable = [r for r in recs if r.get("ok") and r.get("src_stop_ns")]
-    modes = [m for m in ("precopy", "postcopy")
-             if any(r["mode"] == m for r in usable)]
-    feats = sorted({r["features"] for r in usable})
-    if not usable:
-        return False
-    fig, axes = plt.subplots(len(feats), len(modes),
-                             figsize=(6 * len(modes), 4.5 * len(feats)),
-                             squeeze=False)
-    panels = []
-    for row, feat in zip(axes, feats):
-        for ax, mode in zip(row, modes):
-            rs = [r for r in usable
-                  if (r["mode"], r["features"]) == (mode, feat)]
-            if not rs:
-                ax.set_axis_off()
-                continue
-            top = max(r["rate"] for r in rs)
-            panels.append((ax, next(r for r in rs if r["rate"] == top)))
-    for ax, r in panels:
-        t0 = r["src_stop_ns"]
-        ok_t, ok_s, lost_t, lost_s = [], [], [], []
-        with open(os.path.join(r["rundir"], "echo.rec")) as f:
-            for line in f:
-                seq, sent, echo, _ = (int(x) for x in line.split())
-                if abs(sent - t0) > 1.5e9:
-                    continue
-                if echo:
-                    ok_t.append((echo - t0) / 1e6)
-                    ok_s.append(seq)
-                else:
-                    lost_t.append((sent - t0) / 1e6)
-                    lost_s.append(seq)
-        ax.plot(ok_t, ok_s, ".", ms=2, label="echoed (at echo time)")
-        ax.plot(lost_t, lost_s, "x", color="red", ms=3,
-                label=f"lost (at send time): {r['lost']}")
-        ax.axvline(0, color="gray", lw=0.8, ls="--")
-        if r.get("true_downtime_ms"):
-            ax.axvspan(0, r["true_downtime_ms"], color="orange", alpha=0.2,
-                       label=f"both paused: {r['true_downtime_ms']:.0f} ms")
-        ax.set_title(f"{r['mode']}, {r['rate']}/s, features: "
-                     f"{r['features']}, {r['accel'].upper()}")
-        ax.set_xlabel("ms since the source VM stopped")
-        ax.set_ylabel("datagram sequence number")
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return True
-
-
-def run_line(r, what):
-    head = f"{r['mode']:8} {r['features']:10} {r['rate']:5}/s {what}: "
+def run_line(r):
+    head = (f"{r['profile']:7} {r['mode']:8} {r['traffic']} "
+            f"{r['features']:10} {r['rate']:5}/s run {r['rep'] + 1}: ")
     if "status_src" not in r:
-        return head + f"FAILED: {r.get('error', 'see ' + r['rundir'])}"
-    line = (head + f"{r['status_src']} (destination {r['dst_running']}), "
-            f"total {r['total_time_ms']} ms, downtime {r['downtime_src_ms']}"
-            f" ms reported / {r['true_downtime_ms']} ms true; echoes: sent "
-            f"{r.get('sent')}, lost {r.get('lost')}, reordered "
-            f"{r.get('reordered')}, dup {r.get('duplicated')}, blackout "
-            f"{r.get('blackout_ms', 0):.0f} ms")
+        return head + f"FAILED: {r.get('error')}"
+    line = (head + f"{r['status_src']} (source {r['run_src']}, "
+            f"destination {r['run_dst']}), downtime "
+            f"{r['downtime_reported_ms']} ms reported / "
+            f"{r.get('true_downtime_ms')} ms true; ")
+    if r["traffic"] == "udp" and "loss" in r:
+        line += (f"sent {r['sent']}, lost {r['lost']} (in the window "
+                 f"{r['lost_window']}, outside "
+                 f"{r['lost_before'] + r['lost_after']}; "
+                 + ", ".join(f"{k} {v}" for k, v in r["loss"].items() if v)
+                 + f"), reordered {r['reordered']}, dup {r['duplicated']}")
+    elif "tcp" in r:
+        t = r["tcp"]
+        line += (f"{t['sent']} requests, longest round trip "
+                 f"{t['longest_rtt_ms']:.0f} ms, retransmissions "
+                 f"{t['retransmissions']}")
     if not r.get("ok"):
         line += f" -- FAILED: {r.get('error', 'see ' + r['rundir'])}"
     return line
@@ -439,59 +600,77 @@ def results_dir(args):
     return d
 
 
-def campaign(args, modes, rates, reps, feature_sets=((),)):
-    """Every mode x feature set x rate, reps times; records, table, plot."""
+def campaign(args, profiles, points, reps):
+    """Every profile x point, reps times, in rounds (so that a slow spell
+    of the machine spreads over all points); records and a table."""
     out = results_dir(args)
+    env = environment(args)
     recs = []
-    points = [(rep, mode, feats, rate) for rep in range(reps)
-              for mode in modes for feats in feature_sets for rate in rates]
-    with Topology() as topo, open(os.path.join(out, "runs.jsonl"), "w") as jf:
-        for rep, mode, feats, rate in points:
-            rd = os.path.join(out, f"{mode}-{'+'.join(feats) or 'base'}"
-                                   f"-{rate}-{rep}")
-            r = one_migration(topo, args, mode, rate, feats, rd,
-                              fail_at=args.inject_failure)
-            recs.append(r)
-            jf.write(json.dumps(r) + "\n")
-            jf.flush()
-            print(run_line(r, f"run {rep + 1}/{reps}"), flush=True)
-    txt = table(recs)
-    with open(os.path.join(out, "table.txt"), "w") as f:
-        f.write(txt + "\n")
+    files = [open(os.path.join(out, "runs.jsonl"), "w")]
+    if args.publish:
+        os.makedirs(os.path.dirname(os.path.abspath(args.publish)),
+                    exist_ok=True)
+        files.append(open(args.publish, "a"))
+    try:
+        for rep in range(reps):
+            for profile in profiles:
+                for p in points:
+                    rd = os.path.join(out, "{}-{}-{}-{}-{}-{}".format(
+                        profile, p["mode"], p["traffic"],
+                        "+".join(p["features"]) or "base", p["rate"], rep))
+                    # A bridge, TAPs and traffic host of its own: nothing
+                    # learnt or queued in an earlier run leaks into it.
+                    with Topology(profile) as topo:
+                        r = one_migration(topo, args, env, p, rd, rep)
+                    r["rundir"] = rd
+                    recs.append(r)
+                    for f in files:
+                        f.write(json.dumps(
+                            {k: v for k, v in r.items()
+                             if k != "rundir" or f is files[0]},
+                            sort_keys=True) + "\n")
+                        f.flush()
+                    print(run_line(r), flush=True)
+    finally:
+        for f in files:
+            f.close()
     print()
-    print(txt)
-    if plot(recs, os.path.join(out, "switchover.png")):
-        print(f"\nplot: {os.path.join(out, 'switchover.png')}")
+    print(summary_table(recs))
     print(f"records: {os.path.join(out, 'runs.jsonl')}")
     return recs
 
 
-def report(args):
-    """Merge the runs of several results directories: table and plot."""
-    if not args.inputs or not args.out:
-        sys.exit("usage: lab.py report --out DIR RESULTS-DIR[:MODES]...")
-    recs = []
-    for arg in args.inputs:         # DIR or DIR:MODE[,MODE]
-        d, _, only = arg.partition(":")
-        recs += [r for r in map(json.loads,
-                                open(os.path.join(d, "runs.jsonl")))
-                 if not only or r["mode"] in only.split(",")]
-    os.makedirs(args.out, exist_ok=True)
-    txt = table(recs)
-    with open(os.path.join(args.out, "table.txt"), "w") as f:
-        f.write(txt + "\n")
-    print(txt)
-    plot(recs, os.path.join(args.out, "switchover.png"))
-    return 0
+def smoke_verdict(recs):
+    """CI's correctness checks; True if all hold."""
+    good = True
+    for r in recs:
+        checks = {"completed": r.get("status_src") == "completed",
+                  "exactly one side runs the guest": r.get("one_running"),
+                  "answers before and after": r.get("answers_before") and
+                  r.get("answers_after")}
+        if r["features"] == "netpass":
+            checks["nothing lost, duplicated or reordered"] = (
+                r.get("lost") == 0 and r.get("duplicated") == 0 and
+                r.get("reordered") == 0)
+        print(f"smoke {r['features']}: " + ", ".join(
+            f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+            + f" (sent {r.get('sent')}, lost {r.get('lost')}, "
+              f"reordered {r.get('reordered')}, duplicated "
+              f"{r.get('duplicated')}{', ' + r['error'] if 'error' in r else ''})")
+        good &= all(checks.values())
+    return good
+
+
+def points_of(modes, traffics, rates, feature_sets):
+    return [{"mode": m, "traffic": t, "rate": rates[t], "features": fs}
+            for m in modes for t in traffics for fs in feature_sets]
 
 
 def main():
     ap = argparse.ArgumentParser(
-        description="the switchover lab (see lab/README.md)")
+        description="the switchover lab (see the docstring)")
     ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
                                      "flood", "smoke", "report"])
-    ap.add_argument("inputs", nargs="*",
-                    help="report: results directories to merge")
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64)
     ap.add_argument("--dirty-pages", type=int, default=2000,
@@ -501,59 +680,81 @@ def main():
     ap.add_argument("--warmup", type=float, default=2,
                     help="seconds of traffic before migrating")
     ap.add_argument("--timeout", type=float, default=120)
-    ap.add_argument("--reps", type=int, default=10, help="bench: N per point")
-    ap.add_argument("--rates", default=None, help="comma list, datagrams/s")
-    ap.add_argument("--modes", default="precopy,postcopy",
-                    help="comma list: precopy, postcopy")
+    ap.add_argument("--reps", type=int, default=20, help="N per point")
+    ap.add_argument("--udp-rate", type=int, default=2000,
+                    help="datagrams/s")
+    ap.add_argument("--tcp-rate", type=int, default=1000,
+                    help="requests/s")
+    ap.add_argument("--modes", default="precopy,postcopy")
+    ap.add_argument("--profiles", default=None,
+                    help="comma list of: default, tuned")
+    ap.add_argument("--traffic", default=None, help="comma list: udp, tcp")
     ap.add_argument("--out", default=None, help="results directory")
+    ap.add_argument("--publish", metavar="FILE",
+                    help="also append the records to FILE (docs/results/)")
+    ap.add_argument("--features", default=None,
+                    help="bench: comma list of feature sets, '-' for none "
+                         "(default: -,netpass)")
+    ap.add_argument("--note", default=None,
+                    help="a remark kept in every record (an experiment)")
     ap.add_argument("--netpass-max-bytes", type=int, default=4 << 20)
-    ap.add_argument("--strict", action="store_true",
-                    help="a netpass run that loses, reorders or duplicates "
-                         "a datagram fails")
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
-    args = ap.parse_intermixed_args()
+    ap.add_argument("--check", action="store_true",
+                    help="report: compare instead of writing")
+    args = ap.parse_args()
     if args.what == "report":
-        return report(args)
+        import report
+        return report.main(check=args.check)
     if os.geteuid() != 0:
         sys.exit("lab.py: needs root (network namespaces, TAP)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
-    rates = [int(x) for x in args.rates.split(",")] if args.rates else None
     modes = args.modes.split(",")
     if not set(modes) <= {"precopy", "postcopy"}:
         ap.error(f"--modes: {args.modes}: precopy and postcopy only")
+    profiles = (args.profiles or "").split(",") if args.profiles else None
+    if profiles and not set(profiles) <= set(PROFILES):
+        ap.error(f"--profiles: {args.profiles}")
+    traffics = args.traffic.split(",") if args.traffic else None
+    rates = {"udp": args.udp_rate, "tcp": args.tcp_rate}
+    netpass = ((), ("netpass",))
+    if args.features:
+        netpass = [tuple(f.split("+")) if f != "-" else ()
+                   for f in args.features.split(",")]
     if args.what == "capacity":
         out = results_dir(args)
-        with Topology() as topo:
-            for rate in rates or [1000, 2000, 5000, 10000]:
-                r = steady_rate(topo, args, rate,
+        env = environment(args)
+        with Topology((profiles or ["default"])[0]) as topo:
+            for rate in (1000, 2000, 5000, 10000):
+                r = steady_rate(topo, args, env, rate,
                                 os.path.join(out, f"capacity-{rate}"))
                 print(json.dumps(r), flush=True)
+                if args.publish:
+                    with open(args.publish, "a") as f:
+                        f.write(json.dumps(r, sort_keys=True) + "\n")
         return 0
-    netpass = ((), ("netpass",))
     if args.what == "demo":
-        recs = campaign(args, modes, rates or [2000], 1, netpass)
+        recs = campaign(args, profiles or ["default"], points_of(
+            modes, traffics or ["udp"], rates, netpass), 1)
     elif args.what == "bench":
-        recs = campaign(args, modes, rates or [2000, 5000], args.reps,
-                        netpass)
+        recs = campaign(args, profiles or ["default", "tuned"], points_of(
+            modes, traffics or ["udp", "tcp"], rates, netpass), args.reps)
     elif args.what == "flood":
         args.netpass_max_bytes = 64 << 10
-        recs = campaign(args, modes, rates or [20000], args.reps,
-                        (("netpass",),))
+        rates["udp"] = 20000
+        recs = campaign(args, profiles or ["tuned"], points_of(
+            modes, ["udp"], rates, [("netpass",)]), args.reps)
     elif args.what == "downtime":
-        recs = campaign(args, modes, rates or [1000], args.reps,
-                        feature_sets=((), ("vm-started",)))
+        rates["udp"] = 1000
+        recs = campaign(args, profiles or ["default"], points_of(
+            modes, ["udp"], rates, [(), ("vm-started",)]), args.reps)
     else:
-        args.seconds, args.warmup, args.strict = 5, 1.5, True
-        recs = campaign(args, ["precopy"], rates or [1000], 1, netpass)
-        for r in recs:
-            print(f"smoke {r['features']}: answers before "
-                  f"{r.get('answers_before')}, completed "
-                  f"{r.get('status_src') == 'completed'}, answers after "
-                  f"{r.get('answers_after')}, sent {r.get('sent')} = echoed "
-                  f"{r.get('echoed')} + lost {r.get('lost')}, reordered "
-                  f"{r.get('reordered')}, duplicated {r.get('duplicated')}")
+        args.seconds, args.warmup = 5, 1.5
+        rates["udp"] = 1000
+        recs = campaign(args, ["tuned"], points_of(
+            ["precopy"], ["udp"], rates, netpass), 1)
+        return 0 if smoke_verdict(recs) else 1
     return 0 if recs and all(r.get("ok") for r in recs) else 1
 
 

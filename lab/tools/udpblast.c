@@ -9,8 +9,10 @@
  * Records (text, one line per datagram, in sequence order):
  *     seq send_ns echo_ns echoes
  * times are CLOCK_REALTIME nanoseconds (echo_ns 0: never echoed; echoes:
- * how many echoes of that datagram arrived). A one-line JSON summary goes
- * to stdout.
+ * how many echoes of that datagram arrived). A datagram the local socket
+ * refused (send failed) never left: it gets no sequence number and no
+ * record, and is counted as send_failed. A one-line JSON summary goes to
+ * stdout.
  *
  * Exit: 0 done (whatever was lost), 1 runtime error, 2 usage.
  */
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
     unsigned long rate = 0, count = 0, drain_ms = 2000;
     struct rec *recs;
     uint64_t start, interval, end, next, sent = 0, echoed = 0, dups = 0;
+    uint64_t due = 0, send_failed = 0;
     uint64_t reordered = 0, max_seq = 0, last_echo = 0, max_gap = 0;
     uint64_t gap_from = 0;
     int have_dst = 0, fd, opt;
@@ -140,21 +143,23 @@ int main(int argc, char **argv)
         struct timespec timeout;
         uint64_t wait;
 
-        while (sent < count && t >= next) {
+        while (due < count && t >= next) {
             struct wire w = { .magic = MAGIC, .seq = sent, .send_ns = t };
             char pkt[PAYLOAD] = { 0 };
 
             memcpy(pkt, &w, sizeof(w));
-            recs[sent].send_ns = t;
-            /* A full socket buffer loses the datagram like the network. */
-            send(fd, pkt, sizeof(pkt), MSG_DONTWAIT);
-            sent++;
+            if (send(fd, pkt, sizeof(pkt), MSG_DONTWAIT) == sizeof(pkt)) {
+                recs[sent++].send_ns = t;
+            } else {
+                send_failed++;
+            }
+            due++;
             next += interval;
         }
         if (t >= end) {
             break;
         }
-        wait = sent < count ? next - t : end - t;
+        wait = due < count ? next - t : end - t;
         if (wait > 100000000u) {
             wait = 100000000u;
         }
@@ -218,10 +223,12 @@ int main(int argc, char **argv)
     }
     printf("{\"sent\": %" PRIu64 ", \"echoed\": %" PRIu64
            ", \"lost\": %" PRIu64 ", \"reordered\": %" PRIu64
-           ", \"duplicated\": %" PRIu64 ", \"longest_gap_ms\": %.3f"
+           ", \"duplicated\": %" PRIu64 ", \"send_failed\": %" PRIu64
+           ", \"longest_gap_ms\": %.3f"
            ", \"longest_gap_from_ns\": %" PRIu64 ", \"start_ns\": %" PRIu64
            ", \"rate\": %lu}\n",
-           sent, echoed, sent - echoed, reordered, dups, max_gap / 1e6,
+           sent, echoed, sent - echoed, reordered, dups, send_failed,
+           max_gap / 1e6,
            gap_from, start, rate);
     return 0;
 }

@@ -1,0 +1,707 @@
+"""The lab's published figures, regenerated from the committed records.
+
+Reads docs/results/*.jsonl (one JSON record per migration, written by
+lab.py --publish) and writes, byte for byte the same every time:
+
+  - README.md, between the "lab-report" markers: the setup of the runs
+    and every table of figures;
+  - patches/netpass/cover.txt, between the same markers: the figures the
+    cover letter quotes, as plain text;
+  - docs/figures/*.png: the plots.
+
+With check=True nothing is written: the exit status says whether the
+committed files are what the records give.
+
+Files: bench.jsonl (netpass off and on: UDP loss by place, TCP stalls,
+downtime), downtime.jsonl (vm-started: reported against true downtime),
+flood.jsonl, capacity.jsonl, pacing.jsonl (an experiment on a build that
+is not the series, named in its records' setup.note).
+"""
+import io
+import json
+import os
+import random
+import re
+import statistics
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(TOP, "docs", "results")
+FIGURES = os.path.join(TOP, "docs", "figures")
+README = os.path.join(TOP, "README.md")
+COVER = os.path.join(TOP, "patches", "netpass", "cover.txt")
+BEGIN = "<!-- lab-report: begin (lab/lab.py report writes this part " \
+        "from docs/results/; do not edit) -->"
+END = "<!-- lab-report: end -->"
+COVER_BEGIN = "[lab figures: begin, from docs/results/ by lab/lab.py report]"
+COVER_END = "[lab figures: end]"
+
+MODES = ("precopy", "postcopy")
+PROFILES = ("default", "tuned")
+
+
+def load(name):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def med(values):
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def pct(values, p):
+    """The p-th percentile, nearest rank on the sorted values."""
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(p / 100 * (len(v) - 1))))]
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def netpass_on(r):
+    return "netpass" in r["features"].split("+")
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def text_table(head, rows):
+    cells = [head] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths))
+                     .rstrip() for r in cells)
+
+
+def distinct(recs, get):
+    """The values a setting takes over the records, in a stable order."""
+    seen = []
+    for r in recs:
+        try:
+            v = get(r)
+        except (KeyError, TypeError):
+            continue
+        v = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) \
+            else str(v)
+        if v not in seen:
+            seen.append(v)
+    return " / ".join(seen) if seen else "-"
+
+
+def setup_table(recs, files):
+    def s(*keys):
+        return lambda r: _dig(r["setup"], keys)
+    dates = sorted(r["date"] for r in recs if "date" in r)
+    host = distinct(recs, lambda r: "{cpu}, {cores} cores, {mem} GiB, "
+                    "Linux {kernel}".format(
+                        mem=round(r["setup"]["host"]["mem_mib"] / 1024),
+                        **r["setup"]["host"]))
+    rows = [
+        ("host", host),
+        ("accelerator", distinct(recs, s("accel")).upper()),
+        ("QEMU", distinct(recs, s("qemu")) + ", machine " +
+         distinct(recs, s("machine"))),
+        ("series (sha256 of the patches, first 16)",
+         distinct(recs, s("series_sha256"))),
+        ("workspace commit", distinct(recs, s("workspace"))),
+        ("guest", distinct(recs, lambda r: "Debian {kernel}, {vcpus} "
+                           "vCPU, {mem_mib} MiB, dirtying {dirty}".format(
+                               **r["setup"]["guest"]))),
+        ("profile default", _profile(recs, "default")),
+        ("profile tuned", _profile(recs, "tuned")),
+        ("capabilities on", per_point(recs, lambda r: _caps(r))),
+        ("parameters set (source; the destination sets "
+         "netpass-max-bytes too)", per_point(
+             recs, lambda r: ", ".join(
+                 f"{k} {v}" for k, v in r["setup"]["params"]["src"].items()))),
+        ("traffic", distinct(recs, lambda r: "{kind} at {rate}/s, {seconds:g} "
+                             "s per migration, migrating after {warmup_s:g} "
+                             "s, {drain_ms} ms for late answers".format(
+                                 **r["setup"]["traffic"]))),
+        ("migration channel", "unix socket, both QEMUs on this host"),
+        ("runs", f"{len(recs)} migrations, {dates[0][:10]} to "
+                 f"{dates[-1][:10]}, in " + ", ".join(files)),
+    ]
+    return md_table(("setting", "value"), rows)
+
+
+def _caps(r):
+    caps = r["setup"]["caps"]
+    if caps["src"] != caps["dst"]:
+        return "source: {}; destination: {}".format(
+            ", ".join(caps["src"]) or "none", ", ".join(caps["dst"]) or
+            "none")
+    return ", ".join(caps["src"]) or "none (both sides)"
+
+
+def per_point(recs, get):
+    """A setting per mode and netpass off/on, as "mode, netpass: value"."""
+    out = []
+    for mode in MODES:
+        for on in (False, True):
+            rs = [r for r in recs if r["mode"] == mode and
+                  netpass_on(r) == on]
+            if rs:
+                out.append(f"{mode}, netpass {'on' if on else 'off'}: "
+                           + distinct(rs, get))
+    return "; ".join(out)
+
+
+def _dig(d, keys):
+    for k in keys:
+        d = d[k]
+    return d
+
+
+def _profile(recs, profile):
+    rs = [r for r in recs if r.get("profile") == profile]
+    if not rs:
+        return "-"
+    return ("guest socket receive buffer " +
+            distinct(rs, lambda r: f"{r['setup']['guest_rcvbuf']} bytes") +
+            ", TAP queue " +
+            distinct(rs, lambda r: f"{r['setup']['tap_qlen']} frames"))
+
+
+def points(recs, traffic):
+    rs = [r for r in recs if r["traffic"] == traffic]
+    for profile in PROFILES:
+        for mode in MODES:
+            for on in (False, True):
+                sel = [r for r in rs if r["profile"] == profile and
+                       r["mode"] == mode and netpass_on(r) == on]
+                if sel:
+                    yield profile, mode, on, sel
+
+
+def udp_rows(recs):
+    rows = []
+    for profile, mode, on, rs in points(recs, "udp"):
+        ok = [r for r in rs if r.get("ok")]
+        place = lambda k: med(r["loss"][k] for r in ok)  # noqa: E731
+        outside = [r["lost_before"] + r["lost_after"] for r in ok]
+        lw = [r["lost_window"] for r in ok]
+        rows.append({
+            "profile": profile, "mode": mode, "on": on, "ok": len(ok),
+            "failed": len(rs) - len(ok),
+            "lost_med": med(r["lost"] for r in ok),
+            "window_med": med(lw), "window_max": max(lw, default=None),
+            "outside_runs": sum(x > 0 for x in outside),
+            "outside_med": med(outside),
+            "host_src": place("host_source"),
+            "host_dst": place("host_dst_tap"),
+            "guest": med(r["loss"]["guest_socket"] +
+                         r["loss"]["guest_echo"] for r in ok),
+            "back": place("way_back"),
+            "host_zero": sum(r["loss"]["host_source"] +
+                             r["loss"]["host_dst_tap"] == 0 for r in ok),
+            "reordered": max((r["reordered"] for r in ok), default=None),
+            "dups": max((max(r["duplicated"], r["guest_dupes"])
+                         for r in ok), default=None),
+            "blackout": med(r["blackout_ms"] for r in ok),
+        })
+    return rows
+
+
+def udp_table(rows, markdown=True):
+    head = ("profile", "mode", "netpass", "N", "lost in the window: "
+            "median / max", "lost outside it: median (runs)",
+            "where: host, source side / destination TAP / guest / way "
+            "back (medians)", "reordered, duplicated (max)",
+            "longest echo gap ms (median)")
+    body = []
+    for x in rows:
+        body.append((
+            x["profile"], x["mode"], ("**on**" if markdown else "on")
+            if x["on"] else "off",
+            f"{x['ok']}" + (f" (+{x['failed']} failed)" if x["failed"]
+                            else ""),
+            f"{fmt(x['window_med'])} / {fmt(x['window_max'])}",
+            f"{fmt(x['outside_med'])} ({x['outside_runs']})",
+            f"{fmt(x['host_src'])} / {fmt(x['host_dst'])} / "
+            f"{fmt(x['guest'])} / {fmt(x['back'])}",
+            f"{fmt(x['reordered'])}, {fmt(x['dups'])}",
+            fmt(x["blackout"])))
+    return (md_table if markdown else text_table)(head, body)
+
+
+def tcp_rows(recs):
+    rows = []
+    for profile, mode, on, rs in points(recs, "tcp"):
+        ok = [r for r in rs if r.get("ok")]
+        t = lambda k: [r["tcp"][k] for r in ok]  # noqa: E731
+        rows.append({
+            "profile": profile, "mode": mode, "on": on, "n": len(ok),
+            "failed": len(rs) - len(ok),
+            "stall_med": med(t("longest_rtt_ms")),
+            "stall_max": max(t("longest_rtt_ms"), default=None),
+            "retrans_med": med(t("retransmissions")),
+            "retrans_max": max(t("retransmissions"), default=None),
+            "guest_retrans_med": med(t("guest_retransmissions")),
+            "unanswered": sum(r["tcp"]["sent"] - r["tcp"]["answered"]
+                              for r in ok),
+        })
+    return rows
+
+
+def tcp_table(rows, markdown=True):
+    head = ("profile", "mode", "netpass", "N",
+            "longest round trip ms: median / max",
+            "sender's retransmissions: median / max",
+            "guest's retransmissions (median)")
+    body = [(x["profile"], x["mode"],
+             ("**on**" if markdown else "on") if x["on"] else "off",
+             f"{x['n']}" + (f" (+{x['failed']} failed)" if x["failed"]
+                            else ""),
+             f"{fmt(x['stall_med'])} / {fmt(x['stall_max'])}",
+             f"{fmt(x['retrans_med'])} / {fmt(x['retrans_max'])}",
+             fmt(x["guest_retrans_med"])) for x in rows]
+    return (md_table if markdown else text_table)(head, body)
+
+
+def bootstrap_diff(a, b, rounds=2000):
+    """95% interval of median(b) - median(a), resampling both; seeded, so
+    that the report is the same every time."""
+    rnd = random.Random(1)
+    diffs = sorted(statistics.median(rnd.choices(b, k=len(b))) -
+                   statistics.median(rnd.choices(a, k=len(a)))
+                   for _ in range(rounds))
+    return diffs[int(0.025 * rounds)], diffs[int(0.975 * rounds) - 1]
+
+
+# Checkpoints of the pause, in order, and what the time up to each is
+PHASES = (("src-non-iterable-saved", "source saved the device state"),
+          ("dst-precopy-loadvm-completed", "destination loaded it"),
+          ("dst-precopy-bh-vm-started", "destination started"),
+          ("dst-postcopy-bh-vm-started", "destination started"))
+
+
+def downtime_rows(recs):
+    rows = []
+    for mode in MODES:
+        sel = [r for r in recs if r["mode"] == mode and r.get("ok")]
+        off = [r["true_downtime_ms"] for r in sel if not netpass_on(r)]
+        on = [r["true_downtime_ms"] for r in sel if netpass_on(r)]
+        if not off or not on:
+            continue
+        lo, hi = bootstrap_diff(off, on)
+        phases = []
+        for name, what in PHASES:
+            a = [r["checkpoints_ms"][name] for r in sel
+                 if not netpass_on(r) and name in r["checkpoints_ms"]]
+            b = [r["checkpoints_ms"][name] for r in sel
+                 if netpass_on(r) and name in r["checkpoints_ms"]]
+            if a and b:
+                phases.append((what, med(a), med(b)))
+        err = [r["downtime_reported_ms"] - r["true_downtime_ms"]
+               for r in sel if netpass_on(r)]
+        rows.append({"mode": mode, "n_off": len(off), "n_on": len(on),
+                     "off": (med(off), pct(off, 25), pct(off, 75)),
+                     "on": (med(on), pct(on, 25), pct(on, 75)),
+                     "diff": med(on) - med(off), "ci": (lo, hi),
+                     "phases": phases,
+                     "err": (med(err), max(err, key=abs))})
+    return rows
+
+
+def downtime_table(rows, markdown=True):
+    head = ("mode", "N off / on", "netpass off: median [p25, p75] ms",
+            "netpass on: median [p25, p75] ms",
+            "added by netpass: difference of medians, 95% interval")
+    body = [(x["mode"], f"{x['n_off']} / {x['n_on']}",
+             "{:.1f} [{:.1f}, {:.1f}]".format(*x["off"]),
+             "{:.1f} [{:.1f}, {:.1f}]".format(*x["on"]),
+             "{:+.1f} ms [{:+.1f}, {:+.1f}]".format(x["diff"], *x["ci"]))
+            for x in rows]
+    return (md_table if markdown else text_table)(head, body)
+
+
+def phase_table(rows):
+    head = ("mode", "time since the source stopped, until the", "off (ms)",
+            "on (ms)")
+    body = [(x["mode"], what, fmt(a, 1), fmt(b, 1))
+            for x in rows for what, a, b in x["phases"]]
+    return md_table(head, body)
+
+
+def vm_started_table(recs, markdown=True):
+    head = ("mode", "vm-started", "N", "downtime reported (median)",
+            "true downtime (median)", "reported - true: median / worst")
+    body = []
+    for mode in MODES:
+        for on in (False, True):
+            rs = [r for r in recs if r["mode"] == mode and r.get("ok") and
+                  ("vm-started" in r["features"]) == on]
+            if not rs:
+                continue
+            err = [r["downtime_reported_ms"] - r["true_downtime_ms"]
+                   for r in rs]
+            body.append((mode, "on" if on else "off", len(rs),
+                         fmt(med(r["downtime_reported_ms"] for r in rs), 1),
+                         fmt(med(r["true_downtime_ms"] for r in rs), 1),
+                         "{:+.1f} / {:+.1f}".format(med(err),
+                                                    max(err, key=abs))))
+    return (md_table if markdown else text_table)(head, body)
+
+
+def flood_table(recs):
+    head = ("mode", "N", "completed", "bound (bytes)",
+            "held at most (bytes)", "frames dropped at the bound: min-max")
+    body = []
+    for mode in MODES:
+        rs = [r for r in recs if r["mode"] == mode]
+        if not rs:
+            continue
+        ok = [r for r in rs if r.get("ok")]
+        held = [r["netpass_src"]["captured-bytes"] for r in ok]
+        drops = [r["netpass_src"]["dropped-frames"] for r in ok]
+        body.append((mode, len(rs), len(ok), distinct(
+            rs, lambda r: r["setup"]["params"]["src"]["netpass-max-bytes"]),
+            max(held, default="-"),
+            f"{min(drops)}-{max(drops)}" if drops else "-"))
+    return md_table(head, body)
+
+
+def capacity_table(recs):
+    rates = sorted({r["rate"] for r in recs})
+    head = ("profile",) + tuple(f"{x}/s" for x in rates)
+    body = []
+    for profile in PROFILES:
+        rs = {r["rate"]: r for r in recs if r.get("profile") == profile}
+        if rs:
+            body.append((profile,) + tuple(
+                "{:.2f} %".format(100 * rs[x]["lost"] / rs[x]["sent"])
+                if x in rs and rs[x].get("ok") else "-" for x in rates))
+    return md_table(head, body)
+
+
+def pacing_table(recs):
+    head = ("datagrams injected per ms", "N", "lost in the window: median"
+            " / max", "guest socket drops: median / max",
+            "lost outside the window: median", "reordered (max)",
+            "longest echo gap ms (median)")
+    groups = {}
+    for r in recs:
+        m = re.search(r"at most (\d+) per tick", r["setup"].get("note", ""))
+        groups.setdefault(int(m.group(1)) if m else -1, []).append(r)
+    body = []
+    for pace, rs in sorted(groups.items()):
+        ok = [r for r in rs if r.get("ok")]
+        lw = [r["lost_window"] for r in ok]
+        gs = [r["loss"]["guest_socket"] for r in ok]
+        body.append(("all at once (the series)" if pace == 0 else pace,
+                     len(ok), f"{fmt(med(lw))} / {max(lw)}",
+                     f"{fmt(med(gs))} / {max(gs)}",
+                     fmt(med(r["lost_before"] + r["lost_after"]
+                             for r in ok)),
+                     max(r["reordered"] for r in ok),
+                     fmt(med(r["blackout_ms"] for r in ok))))
+    return md_table(head, body)
+
+
+def plot_switchover(recs, profile, path):
+    """Echo sequence against time around the switchover, one panel per
+    mode and netpass off/on: the first run of each point."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {}
+    for r in recs:
+        if (r["traffic"] == "udp" and r["profile"] == profile and
+                r.get("ok") and "timeline" in r):
+            runs.setdefault((netpass_on(r), r["mode"]), r)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
+    for row, on in enumerate((False, True)):
+        for col, mode in enumerate(MODES):
+            ax = axes[row][col]
+            r = runs.get((on, mode))
+            if not r:
+                ax.set_axis_off()
+                continue
+            t = r["timeline"]
+            step = 1000.0 / r["rate"]
+            ok_t, ok_s, lost_t, lost_s = [], [], [], []
+            for i, d in enumerate(t["delay_ms"]):
+                sent = t["first_send_ms"] + i * step
+                if d < 0:
+                    lost_t.append(sent)
+                    lost_s.append(i)
+                else:
+                    ok_t.append(sent + d)
+                    ok_s.append(i)
+            ax.plot(ok_t, ok_s, ".", ms=2, label="answered (at the answer)")
+            ax.plot(lost_t, lost_s, "x", color="red", ms=3,
+                    label=f"lost (when sent): {len(lost_t)} here")
+            ax.axvspan(0, t["start_ms"], color="orange", alpha=0.25,
+                       label=f"both paused: {t['start_ms']:.0f} ms")
+            ax.set_title(f"{mode}, netpass {'on' if on else 'off'} "
+                         f"(profile {profile}, {r['rate']}/s)")
+            ax.set_xlabel("ms since the source stopped")
+            ax.set_ylabel("datagram, in sending order")
+            ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_loss_by_place(rows, path):
+    """Mean datagrams lost per migration in the switchover window, split
+    by place, for every UDP point."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    labels = []
+    colors = {"host_src": "tab:red", "host_dst": "tab:orange",
+              "guest": "tab:blue"}
+    names = {"host_src": "host, source side", "host_dst":
+             "host, destination TAP", "guest": "guest's own socket"}
+    for x in rows:
+        labels.append(f"{x['profile']}\n{x['mode']}\n"
+                      f"netpass {'on' if x['on'] else 'off'}")
+    bottom = [0.0] * len(rows)
+    for key in ("host_src", "host_dst", "guest"):
+        vals = [x[key] or 0 for x in rows]
+        ax.bar(range(len(rows)), vals, bottom=bottom, color=colors[key],
+               label=names[key])
+        bottom = [a + b for a, b in zip(bottom, vals)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylabel("datagrams lost per migration")
+    ax.set_title("UDP: where the datagrams are lost (medians per place, "
+                 "whole run)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    OUTPUTS[path] = buf.getvalue()
+
+
+OUTPUTS = {}
+
+
+def readme_section():
+    bench = load("bench.jsonl")
+    parts = []
+    if bench:
+        udp = udp_rows(bench)
+        tcp = tcp_rows(bench)
+        down = downtime_rows(bench)
+        parts += ["### Setup of the published runs",
+                  "Every figure below comes from the records in "
+                  "`docs/results/`, one JSON line per migration; "
+                  "`make report` (`lab/lab.py report`) rewrites this part "
+                  "of the README, the cover letter's figures and the plots "
+                  "from them, and `make check` fails if they differ.",
+                  setup_table(bench, ["bench.jsonl"]),
+                  "### UDP: datagrams lost per migration, and where",
+                  "Each run's loss is split twice. *When*: the window runs "
+                  "from the source's stop to the first echo after the "
+                  "destination started, and a datagram counts in it by the "
+                  "time it was sent; losses outside the window (mostly a "
+                  "slow guest right after the start) are counted apart, "
+                  "with the number of runs that had any, and never added "
+                  "in. *Where*, from counters over the whole run: *host, "
+                  "source side*, reached the source's TAP and never the "
+                  "guest; *destination TAP*, dropped in its queue; "
+                  "*guest*, dropped by the guest's own UDP socket (its "
+                  "RcvbufErrors) or its echo; *way back*, echoed but never "
+                  "back at the traffic host.",
+                  udp_table(udp), udp_claims(udp),
+                  "![where the datagrams of the switchover are lost]"
+                  "(docs/figures/netpass-loss-by-place.png)",
+                  "![echoes around the switchover, default profile]"
+                  "(docs/figures/netpass-switchover-default.png)",
+                  "### TCP: one connection, request/response at 1000/s",
+                  tcp_table(tcp), tcp_claims(tcp),
+                  "### Downtime added by netpass",
+                  "True downtime: the destination's start minus the "
+                  "source's stop, from QEMU's own checkpoint trace events "
+                  "on one host clock; all runs of the set (both profiles, "
+                  "UDP and TCP) per mode.",
+                  downtime_table(down), downtime_claims(down),
+                  "Where the pause goes (medians):",
+                  phase_table(down)]
+        plot_loss_by_place(udp, os.path.join(
+            FIGURES, "netpass-loss-by-place.png"))
+        for profile in PROFILES:
+            plot_switchover(bench, profile, os.path.join(
+                FIGURES, f"netpass-switchover-{profile}.png"))
+    vm = load("downtime.jsonl")
+    if vm:
+        parts += ["### Reported downtime, vm-started off and on",
+                  f"`lab.py downtime`: UDP at 1000/s, profile "
+                  f"{distinct(vm, lambda r: r['profile'])}; setup as "
+                  f"above (records: downtime.jsonl, series "
+                  f"{distinct(vm, lambda r: r['setup']['series_sha256'])}).",
+                  vm_started_table(vm)]
+    flood = load("flood.jsonl")
+    if flood:
+        parts += ["### Flood: far above what the bound holds",
+                  "`lab.py flood`: UDP at 20000/s (twice the guest's "
+                  "capacity) against a 64 KiB netpass-max-bytes, profile "
+                  f"{distinct(flood, lambda r: r['profile'])} "
+                  "(records: flood.jsonl).", flood_table(flood)]
+    cap = load("capacity.jsonl")
+    if cap:
+        parts += ["### The guest's echo capacity, no migration",
+                  "`lab.py capacity`: datagrams lost at a fixed rate over "
+                  "8 s (records: capacity.jsonl).", capacity_table(cap)]
+    pacing = load("pacing.jsonl")
+    if pacing:
+        parts += ["### Experiment: paced injection on the destination",
+                  "Not the series: " + distinct(
+                      pacing, lambda r: re.sub(
+                          r"at most \d+ per tick", "at most k per tick",
+                          r["setup"]["note"])) +
+                  ". Precopy, UDP at 2000/s, profile default, netpass on "
+                  "(records: pacing.jsonl).", pacing_table(pacing)]
+    return "\n\n".join(parts)
+
+
+def udp_claims(rows):
+    """Sentences that say what the table shows, from the same numbers."""
+    on = [x for x in rows if x["on"]]
+    off = [x for x in rows if not x["on"]]
+    zero = sum(x["host_zero"] for x in on)
+    total = sum(x["ok"] for x in on)
+    out = [f"- Host side, netpass on: no datagram lost before the guest "
+           f"in {zero} of {total} migrations; off: a median of "
+           + ", ".join(f"{fmt(x['host_src'])} ({x['profile']}, {x['mode']})"
+                       for x in off) + " per migration."]
+    for profile in PROFILES:
+        g = [x for x in on if x["profile"] == profile]
+        if g:
+            out.append(f"- Guest side, netpass on, profile {profile}: its "
+                       "socket dropped a median of " + " and ".join(
+                           f"{fmt(x['guest'])} ({x['mode']})" for x in g) +
+                       " per migration.")
+    out.append("- Lost outside the window, netpass off / on: in " + ", ".join(
+        f"{x['outside_runs']} / {y['outside_runs']} of the "
+        f"{x['profile']} {x['mode']} runs" for x in off for y in on
+        if (y["profile"], y["mode"]) == (x["profile"], x["mode"])) + ".")
+    out.append("- Reordered at most " + fmt(max(
+        (x["reordered"] for x in rows if x["reordered"] is not None),
+        default=None)) + ", duplicated at most " + fmt(max(
+            (x["dups"] for x in rows if x["dups"] is not None),
+            default=None)) + " datagrams in any run.")
+    return "\n".join(out)
+
+
+def tcp_claims(rows):
+    out = []
+    for x in rows:
+        if not x["on"]:
+            y = next((z for z in rows if z["on"] and z["profile"] ==
+                      x["profile"] and z["mode"] == x["mode"]), None)
+            if y:
+                out.append(f"- {x['profile']}, {x['mode']}: sender's "
+                           f"retransmissions median {fmt(x['retrans_med'])}"
+                           f" off, {fmt(y['retrans_med'])} on; longest "
+                           f"round trip median {fmt(x['stall_med'])} ms off"
+                           f", {fmt(y['stall_med'])} ms on.")
+    return "\n".join(out)
+
+
+def downtime_claims(rows):
+    return "\n".join(
+        f"- {x['mode']}: netpass adds {x['diff']:+.1f} ms to the median "
+        f"true downtime (95% interval {x['ci'][0]:+.1f} to "
+        f"{x['ci'][1]:+.1f} ms, N = {x['n_off']} and {x['n_on']}); with it "
+        f"the reported downtime is the true one {x['err'][0]:+.1f} ms "
+        f"(median, worst {x['err'][1]:+.1f} ms)." for x in rows)
+
+
+def cover_section():
+    bench = load("bench.jsonl")
+    if not bench:
+        return "(no records)"
+    out = [f"Setup: {distinct(bench, lambda r: r['setup']['host']['cpu'])}"
+           f", {distinct(bench, lambda r: r['setup']['host']['cores'])} "
+           f"cores, {distinct(bench, lambda r: r['setup']['accel'].upper())}"
+           f"; guest Debian "
+           f"{distinct(bench, lambda r: r['setup']['guest']['kernel'])}; "
+           "every setting in the README and in each record "
+           "(docs/results/bench.jsonl in the workspace).",
+           "",
+           "UDP at 2000/s, datagrams lost per migration (see the README "
+           "for the columns):", "",
+           text_table_indent(udp_table(udp_rows(bench), markdown=False)),
+           "", "TCP, one connection, requests at 1000/s:", "",
+           text_table_indent(tcp_table(tcp_rows(bench), markdown=False)),
+           "", "True downtime, netpass off and on:", "",
+           text_table_indent(downtime_table(downtime_rows(bench),
+                                            markdown=False))]
+    vm = load("downtime.jsonl")
+    if vm:
+        out += ["", "Reported against true downtime, vm-started off and "
+                "on:", "", text_table_indent(vm_started_table(
+                    vm, markdown=False))]
+    return "\n".join(out)
+
+
+def text_table_indent(t):
+    return "\n".join("  " + line for line in t.splitlines())
+
+
+def replace_between(text, begin, end, body, path):
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path}: no '{begin}' ... '{end}' markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + body + "\n" + end + tail
+
+
+def main(check=False):
+    OUTPUTS.clear()
+    with open(README) as f:
+        readme = f.read()
+    OUTPUTS[README] = replace_between(readme, BEGIN, END,
+                                      readme_section(), README).encode()
+    with open(COVER) as f:
+        cover = f.read()
+    OUTPUTS[COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
+                                     cover_section(), COVER).encode()
+    stale = []
+    for path, data in sorted(OUTPUTS.items()):
+        try:
+            with open(path, "rb") as f:
+                same = f.read() == data
+        except FileNotFoundError:
+            same = False
+        if same:
+            continue
+        stale.append(os.path.relpath(path, TOP))
+        if not check:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+    if check:
+        for p in stale:
+            print(f"report: {p} is not what docs/results/ gives")
+        print(f"report: {len(OUTPUTS) - len(stale)} of {len(OUTPUTS)} "
+              "files as the records give them")
+        return 1 if stale else 0
+    for p in stale:
+        print(f"report: wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(check="--check" in sys.argv[1:]))

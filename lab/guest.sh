@@ -13,7 +13,7 @@ bin=$WORK/lab/bin
 mkdir -p "$out" "$bin" "$WORK/lab/dl"
 
 for t in udpblast tcprr udpecho tcpecho dirtymem; do
-    if [[ $TOP/lab/tools/$t.c -nt $bin/$t ]]; then
+    if [[ $TOP/lab/tools/$t.c -nt $bin/$t || $TOP/lab/tools/traffic.h -nt $bin/$t ]]; then
         say "guest: building $t"
         gcc -O2 -Wall -Wextra -Werror -static -o "$bin/$t" "$TOP/lab/tools/$t.c"
     fi

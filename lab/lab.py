@@ -661,6 +661,13 @@ def smoke_verdict(recs):
     return good
 
 
+def stop_on_term(*_):
+    """Unwind, so that every run cleans up; a second SIGTERM (make relays
+    one) must not interrupt that."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(1)
+
+
 def points_of(modes, traffics, rates, feature_sets):
     return [{"mode": m, "traffic": t, "rate": rates[t], "features": fs}
             for m in modes for t in traffics for fs in feature_sets]
@@ -708,7 +715,7 @@ def main():
         return report.main(check=args.check)
     if os.geteuid() != 0:
         sys.exit("lab.py: needs root (network namespaces, TAP)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGTERM, stop_on_term)
 
     modes = args.modes.split(",")
     if not set(modes) <= {"precopy", "postcopy"}:

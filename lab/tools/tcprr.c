@@ -18,23 +18,14 @@
  * Exit: 0 done (whatever was late), 1 runtime error, 2 usage.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+#include "traffic.h"
 
 #define MAGIC 0x6e706c74u       /* "nplt" */
-#define MAX_COUNT 10000000u
 #define MAX_RATE 100000u
 
 struct msg {
@@ -45,39 +36,6 @@ struct msg {
     uint64_t pad2;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage: tcprr -d IPV4 -p PORT -r RATE -n COUNT [-w DRAIN_MS]"
-            " [-o RECORDS]\n"
-            "  RATE 1..%u messages/s, COUNT 1..%u, DRAIN_MS 0..60000"
-            " (default 3000)\n", MAX_RATE, MAX_COUNT);
-    exit(2);
-}
-
-static unsigned long num_arg(const char *s, unsigned long lo, unsigned long hi)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "tcprr: '%s' is not a number in %lu..%lu\n",
-                s, lo, hi);
-        usage();
-    }
-    return v;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -87,9 +45,10 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    struct sockaddr_in dst = { .sin_family = AF_INET };
-    const char *out = NULL;
-    unsigned long rate = 0, count = 0, drain_ms = 3000;
+    struct traffic_args a = {
+        .prog = "tcprr", .unit = "messages", .max_rate = MAX_RATE,
+        .drain_ms = 3000,
+    };
     uint64_t *send_ns, *answer_ns, *rtts;
     uint64_t start, interval, end, next, sent = 0, answered = 0;
     uint64_t last_answer = 0, max_gap = 0, max_rtt = 0;
@@ -98,62 +57,31 @@ int main(int argc, char **argv)
     size_t outlen = 0, inlen = 0;
     struct tcp_info ti;
     socklen_t tilen = sizeof(ti);
-    int have_dst = 0, fd, opt, one = 1;
+    int fd, one = 1;
 
-    while ((opt = getopt(argc, argv, "d:p:r:n:w:o:")) != -1) {
-        switch (opt) {
-        case 'd':
-            if (inet_pton(AF_INET, optarg, &dst.sin_addr) != 1) {
-                usage();
-            }
-            have_dst = 1;
-            break;
-        case 'p':
-            dst.sin_port = htons(num_arg(optarg, 1, 65535));
-            break;
-        case 'r':
-            rate = num_arg(optarg, 1, MAX_RATE);
-            break;
-        case 'n':
-            count = num_arg(optarg, 1, MAX_COUNT);
-            break;
-        case 'w':
-            drain_ms = num_arg(optarg, 0, 60000);
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        default:
-            usage();
-        }
-    }
-    if (!have_dst || !dst.sin_port || !rate || !count || optind != argc) {
-        usage();
-    }
-
-    send_ns = calloc(count, sizeof(*send_ns));
-    answer_ns = calloc(count, sizeof(*answer_ns));
-    rtts = calloc(count, sizeof(*rtts));
+    traffic_parse(&a, argc, argv);
+    send_ns = calloc(a.count, sizeof(*send_ns));
+    answer_ns = calloc(a.count, sizeof(*answer_ns));
+    rtts = calloc(a.count, sizeof(*rtts));
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (!send_ns || !answer_ns || !rtts || fd < 0 ||
-        connect(fd, (void *)&dst, sizeof(dst)) < 0) {
+        connect(fd, (void *)&a.dst, sizeof(a.dst)) < 0) {
         perror("tcprr");
         return 1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     fcntl(fd, F_SETFL, O_NONBLOCK);
 
-    interval = 1000000000u / rate;
+    interval = 1000000000u / a.rate;
     start = now_ns();
     next = start;
-    end = start + count * interval + drain_ms * 1000000u;
+    end = start + a.count * interval + a.drain_ms * 1000000u;
     for (;;) {
-        uint64_t t = now_ns(), wait;
+        uint64_t t = now_ns();
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        struct timespec timeout;
         ssize_t n;
 
-        while (sent < count && t >= next) {
+        while (sent < a.count && t >= next) {
             struct msg m = { .magic = MAGIC, .seq = sent, .send_ns = t };
 
             if (outlen + sizeof(m) > sizeof(outq)) {
@@ -181,13 +109,7 @@ int main(int argc, char **argv)
         if (t >= end) {
             break;
         }
-        wait = sent < count ? next - t : end - t;
-        if (wait > 100000000u) {
-            wait = 100000000u;
-        }
-        timeout.tv_sec = wait / 1000000000u;
-        timeout.tv_nsec = wait % 1000000000u;
-        if (ppoll(&pfd, 1, &timeout, NULL) < 0 && errno != EINTR) {
+        if (traffic_poll(&pfd, t, sent < a.count ? next : end) < 0) {
             perror("tcprr: ppoll");
             return 1;
         }
@@ -227,11 +149,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    if (out) {
-        FILE *f = fopen(out, "w");
+    if (a.out) {
+        FILE *f = fopen(a.out, "w");
 
         if (!f) {
-            perror(out);
+            perror(a.out);
             return 1;
         }
         for (uint64_t i = 0; i < sent; i++) {
@@ -239,7 +161,7 @@ int main(int argc, char **argv)
                     send_ns[i], answer_ns[i]);
         }
         if (fclose(f)) {
-            perror(out);
+            perror(a.out);
             return 1;
         }
     }
@@ -250,6 +172,6 @@ int main(int argc, char **argv)
            ", \"start_ns\": %" PRIu64 ", \"rate\": %lu}\n",
            sent, answered, max_rtt / 1e6,
            answered ? rtts[answered / 2] / 1e6 : 0.0, max_gap / 1e6,
-           ti.tcpi_total_retrans, start, rate);
+           ti.tcpi_total_retrans, start, a.rate);
     return 0;
 }

@@ -6,14 +6,16 @@ RESULTS := docs/results
 # Lab campaigns for `make bench`; REPS per point
 REPS ?= 20
 
-.PHONY: help deps fetch apply build build-base check check-full export status \
-        bisect-check demo bench report
+.PHONY: help deps fetch apply build build-base check check-full check-breakage \
+        export status bisect-check demo bench report
 
 help:
 	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy, netpass off and on)"
 	@echo "make check         the test command (CI): runner self-test, checkpatch, vmstate, unit tests,"
 	@echo "                   migration-test, cross-version runs, lab smoke, README figures = docs/results/"
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
+	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
+	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make deps          install the build dependencies (apt, root)"
@@ -39,6 +41,8 @@ check: build build-base
 	@$(S)/check.sh
 check-full: build build-base
 	@CHECK_FULL=1 $(S)/check.sh
+check-breakage: build build-base
+	@$(S)/check-breakage.sh
 export:
 	@$(S)/export.sh
 status:

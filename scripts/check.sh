@@ -19,16 +19,18 @@
 #                    runs a subset
 #   CHECK_KVM=1      lets migration-test use KVM (default: TCG only; KVM on
 #                    these machines lacks CPUID features and hung)
-#   CHECK_TIME_SCALE=N  multiplies every time limit (a slower machine)
+#   CHECK_TIME_SCALE=N  multiplies every time limit (a slower machine; a
+#                    fraction shortens them, as check-breakage.sh does)
+#   CHECK_OUT=DIR    where logs go (default work/check)
 . "$(dirname "$0")/lib.sh"
-out=$WORK/check
+out=${CHECK_OUT:-$WORK/check}
 rm -rf "$out"
 mkdir -p "$out"
 . "$TOP/scripts/tap.sh"
 
 wanted() { [[ -z ${CHECK_ONLY:-} || " $CHECK_ONLY " = *" $1 "* ]]; }
 scale=${CHECK_TIME_SCALE:-1}
-secs() { echo $(($1 * scale)); }
+secs() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%d\n", s * k + 0.5 }'; }
 
 # 0. The runner itself: each way a test program can fail is caught.
 if wanted selftest; then

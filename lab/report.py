@@ -84,6 +84,13 @@ def text_table(head, rows):
                      .rstrip() for r in cells)
 
 
+def provenance(recs, name):
+    """Where a campaign's figures come from: its file, commit and series."""
+    return (f"records: {name}, workspace "
+            f"{distinct(recs, lambda r: r['setup']['workspace'])}, series "
+            f"{distinct(recs, lambda r: r['setup']['series_sha256'][:16])}")
+
+
 def distinct(recs, get):
     """The values a setting takes over the records, in a stable order."""
     seen = []
@@ -583,9 +590,8 @@ def readme_section():
     if vm:
         parts += ["### Reported downtime, vm-started off and on",
                   f"`lab.py downtime`: UDP at 1000/s, profile "
-                  f"{distinct(vm, lambda r: r['profile'])}; setup as "
-                  f"above (records: downtime.jsonl, series "
-                  f"{distinct(vm, lambda r: r['setup']['series_sha256'])}).",
+                  f"{distinct(vm, lambda r: r['profile'])}; otherwise set "
+                  f"up as above ({provenance(vm, 'downtime.jsonl')}).",
                   vm_started_table(vm)]
     flood = load("flood.jsonl")
     if flood:
@@ -593,20 +599,24 @@ def readme_section():
                   "`lab.py flood`: UDP at 20000/s (twice the guest's "
                   "capacity) against a 64 KiB netpass-max-bytes, profile "
                   f"{distinct(flood, lambda r: r['profile'])} "
-                  "(records: flood.jsonl).", flood_table(flood)]
+                  f"({provenance(flood, 'flood.jsonl')}).",
+                  flood_table(flood)]
     cap = load("capacity.jsonl")
     if cap:
         parts += ["### The guest's echo capacity, no migration",
                   "`lab.py capacity`: datagrams lost at a fixed rate over "
-                  "8 s (records: capacity.jsonl).", capacity_table(cap)]
+                  f"8 s ({provenance(cap, 'capacity.jsonl')}).",
+                  capacity_table(cap)]
     pacing = load("pacing.jsonl")
     if pacing:
         note = distinct(pacing, lambda r: re.sub(
             r"at most \d+ per tick", "at most k per tick",
             r["setup"]["note"]))
         parts += ["### Experiment: paced injection on the destination",
-                  note[:1].upper() + note[1:] + ". Precopy, UDP at 2000/s, profile default, netpass on "
-                  "(records: pacing.jsonl).", pacing_table(pacing)]
+                  note[:1].upper() + note[1:] + ". Precopy, UDP at "
+                  "2000/s, profile default, netpass on "
+                  f"({provenance(pacing, 'pacing.jsonl')}).",
+                  pacing_table(pacing)]
     return "\n\n".join(parts)
 
 

@@ -62,9 +62,15 @@ real_test=$BUILD_DIR/tests/qtest/migration-test
 
 if wanted hung; then
     d=$(forest hung)
+    # libqtest ends QEMU with SIGTERM and takes the wrapper's death by
+    # that signal for a crash: pass it on, and exit with QEMU's status.
     wrap "$d/qemu-system-x86_64" "case \" \$* \" in
 *' -incoming '*) \"$real_qemu\" \"\$@\" & pid=\$!
-                 sleep 3; kill -STOP \$pid; wait \$pid; exit ;;
+                 trap 'kill -TERM \$pid; kill -CONT \$pid' TERM
+                 sleep 3; kill -STOP \$pid
+                 wait \$pid; st=\$?
+                 if kill -0 \$pid 2>/dev/null; then wait \$pid; st=\$?; fi
+                 exit \$st ;;
 esac
 exec \"$real_qemu\" \"\$@\""
     expect hung "/x86_64/migration/.*took more than 30 s" \

@@ -33,7 +33,11 @@ if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 
         { tail -n 30 "$build/configure.log"; die "configure failed (see $build/configure.log)"; }
     echo "${conf[*]}" > "$build/.configure-args"
 fi
-# Only the targets this tree has (a prefix of the series may lack some).
+# Only the targets this tree has (a prefix of the series may lack some):
+# bring build.ninja up to date with the tree first, or it lists the
+# targets of whatever tree was built there last.
+ninja -C "$build" build.ninja >"$build/regenerate.log" 2>&1 ||
+    { tail -n 30 "$build/regenerate.log"; die "meson could not regenerate $build"; }
 avail=$(ninja -C "$build" -t targets all | cut -d: -f1)
 want=()
 for t in "${targets[@]}" "$@"; do

@@ -87,7 +87,7 @@ if wanted skip; then
     d=$(forest skip)
     rm "$d/qemu-system-x86_64"
     ln -s "$BASE_BUILD_DIR/qemu-system-x86_64" "$d/qemu-system-x86_64"
-    expect skip "/x86_64/migration/netpass/.*skipped, but must run here" \
+    expect skip "/x86_64/migration/.*skipped, but must run here" \
         BUILD_DIR="$d" CHECK_ONLY=qtest
 fi
 

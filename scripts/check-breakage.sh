@@ -3,7 +3,7 @@
 # binaries, and checks that scripts/check.sh fails each time, naming what
 # broke and still printing its count line. check-selftest.sh proves the
 # same verdicts with fake programs in CI; this is the proof with QEMU and
-# migration-test themselves. make check-breakage; about 3 minutes; not in
+# migration-test themselves. make check-breakage; about 4 minutes; not in
 # CI. Each breakage lives in a copy of the build tree made of symlinks, so
 # the real build is never touched.
 #

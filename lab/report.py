@@ -319,6 +319,16 @@ def downtime_rows(recs):
         if not any(netpass_on(r) for r in sel) or \
            all(netpass_on(r) for r in sel):
             continue
+        phases = []
+        for name, what in PHASES:
+            a = [r["checkpoints_ms"][name] for r in sel
+                 if not netpass_on(r) and name in r["checkpoints_ms"]]
+            b = [r["checkpoints_ms"][name] for r in sel
+                 if netpass_on(r) and name in r["checkpoints_ms"]]
+            if a and b:
+                phases.append((what, med(a), med(b)))
+        err = [r["downtime_reported_ms"] - r["true_downtime_ms"]
+               for r in sel if netpass_on(r)]
         for metric, get in DOWNTIME_METRICS:
             off = [v for v in (get(r) for r in sel if not netpass_on(r))
                    if v is not None]
@@ -331,21 +341,9 @@ def downtime_rows(recs):
                          "n_off": len(off), "n_on": len(on),
                          "off": (med(off), pct(off, 25), pct(off, 75)),
                          "on": (med(on), pct(on, 25), pct(on, 75)),
-                         "diff": med(on) - med(off), "ci": (lo, hi)})
-        phases = []
-        for name, what in PHASES:
-            a = [r["checkpoints_ms"][name] for r in sel
-                 if not netpass_on(r) and name in r["checkpoints_ms"]]
-            b = [r["checkpoints_ms"][name] for r in sel
-                 if netpass_on(r) and name in r["checkpoints_ms"]]
-            if a and b:
-                phases.append((what, med(a), med(b)))
-        err = [r["downtime_reported_ms"] - r["true_downtime_ms"]
-               for r in sel if netpass_on(r)]
-        for x in rows:
-            if x["mode"] == mode:
-                x["phases"] = phases
-                x["err"] = (med(err), max(err, key=abs))
+                         "diff": med(on) - med(off), "ci": (lo, hi),
+                         "phases": phases,
+                         "err": (med(err), max(err, key=abs))})
     return rows
 
 

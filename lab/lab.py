@@ -15,6 +15,11 @@ usage: lab.py {capacity,demo,bench,downtime,flood,smoke} [options]
   smoke     precopy at 1k/s, tuned, netpass off and on; correctness only
             (CI): exactly one side runs the guest afterwards, and with
             netpass no datagram is lost, duplicated or reordered
+  faults    scenario 4: postcopy with a fault at its start (--faults:
+            kill-loading, reject, cut-before-ack, freeze), the lab acting
+            as management; per run: who runs the guest afterwards
+            (exactly one), the guest's own memory check, the time until
+            it answers again; --reps each
   report    the README's lab section, the cover letter's figures and the
             plots, from the records in docs/results/ (see lab/report.py);
             --check fails if they differ from what is committed
@@ -661,6 +666,397 @@ def smoke_verdict(recs):
     return good
 
 
+# --- Scenario 4: faults at the start of postcopy -------------------------
+
+class Forwarder:
+    """The migration's connection, through the lab: the source connects
+    to a unix socket of ours, we connect to the destination's. We read
+    the return path message by message (be16 type, be16 length, data)
+    so that we can cut the connection just before the destination's
+    acknowledgement of the postcopy package (PONG 0x42) reaches the
+    source."""
+
+    PONG, PACKAGED = 2, 0x42
+
+    def __init__(self, listen_path, dst_path, cut_before_ack):
+        import socket
+        import threading
+        self.cut_before_ack = cut_before_ack
+        self.cut_at = None
+        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.ls.bind(listen_path)
+        self.ls.listen(1)
+        self.dst_path = dst_path
+        self.src = self.dst = None
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        import threading
+        self.src, _ = self.ls.accept()
+        self.dst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.dst.connect(self.dst_path)
+        threading.Thread(target=self._pump, args=(self.src, self.dst),
+                         daemon=True).start()
+        self._return_path()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            # The destination is gone: its host would answer with a
+            # reset, and the source's writes fail, as over TCP
+            self._shut(a, 2)
+        self._shut(b, 1)
+
+    @staticmethod
+    def _shut(s, how):
+        import socket
+        try:
+            s.shutdown(socket.SHUT_WR if how == 1 else socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _return_path(self):
+        buf = b""
+        try:
+            while True:
+                data = self.dst.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while len(buf) >= 4:
+                    mlen = 4 + int.from_bytes(buf[2:4], "big")
+                    if len(buf) < mlen:
+                        break
+                    mtype = int.from_bytes(buf[0:2], "big")
+                    if (self.cut_before_ack and mtype == self.PONG and
+                            mlen >= 8 and
+                            int.from_bytes(buf[4:8], "big") == self.PACKAGED):
+                        self.src.sendall(out)
+                        self.cut()
+                        return
+                    out += buf[:mlen]
+                    buf = buf[mlen:]
+                self.src.sendall(out)
+        except OSError:
+            pass
+        # The destination closed or died: over TCP the source's writes
+        # would then fail too (a reset), not block
+        self._shut(self.src, 2)
+
+    def cut(self):
+        with self.lock:
+            if self.cut_at is None:
+                self.cut_at = time.monotonic_ns()
+            for s in (self.src, self.dst):
+                if s:
+                    self._shut(s, 2)
+
+    def close(self):
+        self.cut()
+        self.ls.close()
+
+
+FAULTS = ("kill-loading", "reject", "cut-before-ack", "freeze")
+
+
+def console_checks(rundir, name, after_line=0):
+    """dirtymem's memory checks on a side's console: (ok, wrong) counts,
+    from line after_line on."""
+    ok = wrong = 0
+    try:
+        with open(os.path.join(rundir, f"{name}.console"),
+                  errors="replace") as f:
+            lines = f.read().splitlines()[after_line:]
+    except FileNotFoundError:
+        return 0, 0, 0
+    for line in lines:
+        if re.search(r"dirtymem: check \d+ ok", line):
+            ok += 1
+        elif re.search(r"dirtymem: check \d+: \d+ pages wrong", line):
+            wrong += 1
+    return ok, wrong, len(lines)
+
+
+def console_lines(rundir, name):
+    return console_checks(rundir, name)[2]
+
+
+def alive(vm):
+    return vm is not None and vm.proc.poll() is None
+
+
+def query(vm, what, timeout=None):
+    """A command that may get no answer: None then (a frozen or hung
+    QEMU; with @timeout, its monitor is of no use afterwards)."""
+    try:
+        if timeout:
+            vm.qmp.sock.settimeout(timeout)
+        return vm.qmp.cmd(what)
+    except Exception:
+        return None
+
+
+def fault_migration(topo, args, env, fault, rundir, rep):
+    """One postcopy migration with a fault at its start, the lab acting
+    as management (as libvirt would: the destination starts with -S and
+    is continued once the source is in postcopy-active; a source paused
+    before the acknowledgement whose destination never ran is cancelled;
+    a silent destination is paused after --pause-after seconds, then
+    recovered). Returns the run's record: who runs the guest afterwards,
+    whether its memory checks out, and when it answered again."""
+    os.makedirs(rundir, exist_ok=True)
+    sock = os.path.join(rundir, "mig.sock")
+    fwd_sock = os.path.join(rundir, "fwd.sock")
+    src = dst = proc = fwd = None
+    rec = {"campaign": "faults", "rep": rep, "mode": "postcopy",
+           "fault": fault, "traffic": "udp", "rate": args.udp_rate,
+           "profile": topo.profile, "features": "-",
+           "date": datetime.datetime.now(datetime.timezone.utc)
+                   .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    setup = dict(env, traffic={"kind": "udp", "rate": args.udp_rate,
+                               "seconds": args.seconds,
+                               "warmup_s": args.warmup,
+                               "drain_ms": DRAIN_MS},
+                 management={"destination": "-S, 'cont' in postcopy-active",
+                             "pause_after_s": args.pause_after})
+    actions = []
+    try:
+        src = start_vm(topo, rundir, "src", "tap-src",
+                       ["-device", "virtio-rng-pci"] if fault == "reject"
+                       else [], args)
+        dst = start_vm(topo, rundir, "dst", "tap-dst",
+                       ["-incoming", "defer", "-S"], args)
+        if not wait_console(rundir, "src", READY, 120):
+            raise RuntimeError("guest did not boot (see src.console)")
+        rec["answers_before"] = guest_answers(topo, rundir)
+        if not rec["answers_before"]:
+            raise RuntimeError("guest does not answer before migration")
+        caps = [{"capability": c, "state": True}
+                for c in ("postcopy-ram", "return-path")]
+        for vm in (src, dst):
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        params = {"max-bandwidth": 32 << 20, "downtime-limit": 300}
+        src.qmp.cmd("migrate-set-parameters", **params)
+        caps_src, params_src = settings(src, params)
+        caps_dst, params_dst = settings(dst, params)
+        setup.update(caps={"src": caps_src, "dst": caps_dst},
+                     params={"src": params_src, "dst": params_dst})
+        rec["setup"] = setup
+        dst.qmp.cmd("migrate-incoming", uri=f"unix:{sock}",
+                    **{"exit-on-error": False})
+        fwd = Forwarder(fwd_sock, sock, fault == "cut-before-ack")
+
+        proc = topo.run_in(topo.th, traffic_cmd(
+            "udp", args.udp_rate, int(args.udp_rate * args.seconds),
+            os.path.join(rundir, "traffic.rec")),
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(args.warmup)
+        src.qmp.cmd("migrate", uri=f"unix:{fwd_sock}")
+        wait_status(src.qmp, {"active"}, 30)
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-start-postcopy")
+
+        fault_at = None
+        if fault in ("kill-loading", "freeze"):
+            # As soon as the package went out: the destination loads it
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                st = src.qmp.cmd("query-migrate").get("status")
+                if st != "active":
+                    break
+            fault_at = time.monotonic_ns()
+            src_lines = console_lines(rundir, "src")
+            os.kill(dst.proc.pid, signal.SIGKILL if fault == "kill-loading"
+                    else signal.SIGSTOP)
+            actions.append(f"{'SIGKILL' if fault == 'kill-loading' else 'SIGSTOP'}"
+                           f" destination, source {st}")
+
+        # Management: watch the source, act as the docs say
+        deadline = time.monotonic() + args.timeout
+        device_since = None
+        src_lines = console_lines(rundir, "src")
+        states = []
+        t_states = time.monotonic()
+        while time.monotonic() < deadline:
+            st = src.qmp.cmd("query-migrate").get("status")
+            if not states or states[-1][1] != st:
+                states.append((round(time.monotonic() - t_states, 3), st))
+                rec["source_states"] = states
+            if fault == "cut-before-ack" and fault_at is None and \
+                    fwd.cut_at is not None:
+                fault_at = fwd.cut_at
+                src_lines = console_lines(rundir, "src")
+            if st in ("completed", "failed", "cancelled"):
+                break
+            if st == "postcopy-active" and alive(dst) and \
+                    (query(dst, "query-status") or {}).get("status") == \
+                    "paused":
+                dst.qmp.cmd("cont")
+                actions.append("cont destination")
+            if st == "postcopy-device":
+                device_since = device_since or time.monotonic()
+                if time.monotonic() - device_since > args.pause_after:
+                    src.qmp.cmd("migrate-pause")
+                    actions.append("migrate-pause source (silent "
+                                   "destination)")
+                    device_since = None
+            else:
+                device_since = None
+            if st == "postcopy-paused":
+                if fault == "freeze" and alive(dst) and \
+                        "SIGCONT destination" not in actions:
+                    os.kill(dst.proc.pid, signal.SIGCONT)
+                    actions.append("SIGCONT destination")
+                dstate = None
+                settle = time.monotonic() + 5
+                while alive(dst) and time.monotonic() < settle:
+                    reply = query(dst, "query-migrate", timeout=2)
+                    if reply is None:
+                        actions.append("destination's monitor does not "
+                                       "answer")
+                        break
+                    dstate = reply.get("status")
+                    if dstate in ("postcopy-paused", "failed"):
+                        break
+                    time.sleep(0.05)
+                ran = "dst-postcopy-bh-vm-started" in checkpoints(
+                    rundir, "dst") and "cont destination" in actions
+                if dstate == "postcopy-paused":
+                    # The destination has the guest: recover
+                    fwd.close()
+                    rsock = os.path.join(rundir, f"rec{len(actions)}.sock")
+                    dst.qmp.cmd("migrate-recover", uri=f"unix:{rsock}")
+                    src.qmp.cmd("migrate", uri=f"unix:{rsock}",
+                                resume=True)
+                    actions.append("recover")
+                elif not ran:
+                    # It never ran the guest (-S, never continued):
+                    # give the guest back to the source
+                    if alive(dst):
+                        dst.proc.kill()
+                        dst.proc.wait()
+                        actions.append("kill destination (never ran)")
+                    src.qmp.cmd("migrate_cancel")
+                    actions.append("migrate_cancel source")
+                else:
+                    actions.append("destination ran and is gone: "
+                                   "guest lost")
+                    break
+                wait_status(src.qmp, {"postcopy-active", "completed",
+                                      "cancelled", "failed"}, 30)
+                continue
+            time.sleep(0.01)
+        if alive(dst) and src.qmp.cmd("query-migrate").get("status") == \
+                "completed" and (query(dst, "query-status") or {}).get(
+                    "status") == "paused":
+            wait_status(dst.qmp, {"completed"}, 30)
+            dst.qmp.cmd("cont")
+            actions.append("cont destination")
+        rec["actions"] = actions
+        rec["status_src"] = src.qmp.cmd("query-migrate").get("status")
+        rec["status_dst"] = ((query(dst, "query-migrate") or {})
+                             .get("status") if alive(dst) else "killed")
+        time.sleep(1)
+        rec["run_src"] = src.qmp.cmd("query-status")["status"]
+        rec["run_dst"] = ((query(dst, "query-status") or {}).get("status")
+                          if alive(dst) else "killed")
+        rec["one_running"] = ((rec["run_src"] == "running") !=
+                              (rec["run_dst"] == "running"))
+        rec["dst_ran"] = "dst-postcopy-bh-vm-started" in checkpoints(
+            rundir, "dst")
+
+        summary = json.loads(proc.communicate(
+            timeout=args.seconds + 60)[0])
+        proc = None
+        rec.update({k: summary[k] for k in ("sent", "echoed", "lost",
+                                            "duplicated", "reordered")})
+        recs = read_records(os.path.join(rundir, "traffic.rec"))
+        stop = checkpoints(rundir, "src").get("src-vm-stopped")
+        rec["answers_after"] = any(a > (stop or 0) for _, _, a in recs)
+        # Time from the fault (or the source's stop) until the guest
+        # answered again, wherever it runs
+        t0 = fault_at if fault_at else stop
+        if t0 and fault_at:
+            # fault_at is monotonic, the records are CLOCK_REALTIME ns
+            t0 = time.time_ns() - (time.monotonic_ns() - fault_at)
+        after = [a for _, _, a in recs if t0 and a > t0]
+        rec["answer_again_ms"] = (round((min(after) - t0) / 1e6, 1)
+                                  if after else None)
+        # The guest's own memory check, on the side that runs it
+        side = "src" if rec["run_src"] == "running" else "dst"
+        time.sleep(args.check_wait)
+        ok, wrong, _ = console_checks(rundir, side,
+                                      src_lines if side == "src" else 0)
+        rec["memory_checks"] = {"side": side, "ok": ok, "wrong": wrong}
+        rec["memory_intact"] = ok > 0 and wrong == 0
+        rec["ok"] = bool(rec["one_running"] and rec["memory_intact"] and
+                         rec["answers_after"])
+    except Exception as e:
+        rec["ok"] = False
+        rec["error"] = str(e)
+        rec["actions"] = actions
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+        if fwd:
+            fwd.close()
+        for vm in (src, dst):
+            if vm:
+                if vm.proc.poll() is None:
+                    try:
+                        os.kill(vm.proc.pid, signal.SIGCONT)
+                    except OSError:
+                        pass
+                vm.stop()
+    rec.setdefault("setup", setup)
+    return rec
+
+
+def fault_campaign(args, faults, reps):
+    out = results_dir(args)
+    env = environment(args)
+    recs = []
+    files = [open(os.path.join(out, "runs.jsonl"), "w")]
+    if args.publish:
+        os.makedirs(os.path.dirname(os.path.abspath(args.publish)),
+                    exist_ok=True)
+        files.append(open(args.publish, "a"))
+    try:
+        for rep in range(reps):
+            for fault in faults:
+                rd = os.path.join(out, f"fault-{fault}-{rep}")
+                with Topology("default") as topo:
+                    r = fault_migration(topo, args, env, fault, rd, rep)
+                recs.append(r)
+                for f in files:
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
+                    f.flush()
+                print(f"{fault} #{rep}: src {r.get('status_src')}/"
+                      f"{r.get('run_src')}, dst {r.get('status_dst')}/"
+                      f"{r.get('run_dst')}, one running "
+                      f"{r.get('one_running')}, memory "
+                      f"{r.get('memory_checks')}, answers again "
+                      f"{r.get('answer_again_ms')} ms, actions "
+                      f"{r.get('actions')}"
+                      + (f", ERROR {r['error']}" if "error" in r else ""),
+                      flush=True)
+    finally:
+        for f in files:
+            f.close()
+    print(f"records: {os.path.join(out, 'runs.jsonl')}")
+    return recs
+
+
 def stop_on_term(*_):
     """Unwind, so that every run cleans up; a second SIGTERM (make relays
     one) must not interrupt that."""
@@ -677,7 +1073,7 @@ def main():
     ap = argparse.ArgumentParser(
         description="the switchover lab (see the docstring)")
     ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
-                                     "flood", "smoke", "report"])
+                                     "flood", "smoke", "faults", "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64)
     ap.add_argument("--dirty-pages", type=int, default=2000,
@@ -707,6 +1103,14 @@ def main():
     ap.add_argument("--netpass-max-bytes", type=int, default=4 << 20)
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
+    ap.add_argument("--faults", default=",".join(FAULTS),
+                    help="faults: comma list of " + ", ".join(FAULTS))
+    ap.add_argument("--pause-after", type=float, default=2,
+                    help="faults: seconds a source may wait in "
+                         "postcopy-device before management pauses it")
+    ap.add_argument("--check-wait", type=float, default=5,
+                    help="faults: seconds to let the guest check its "
+                         "memory after the migration")
     ap.add_argument("--check", action="store_true",
                     help="report: compare instead of writing")
     args = ap.parse_args()
@@ -741,6 +1145,14 @@ def main():
                     with open(args.publish, "a") as f:
                         f.write(json.dumps(r, sort_keys=True) + "\n")
         return 0
+    if args.what == "faults":
+        faults = args.faults.split(",")
+        if not set(faults) <= set(FAULTS):
+            ap.error(f"--faults: {args.faults}")
+        if args.seconds == 8:
+            args.seconds = 25
+        recs = fault_campaign(args, faults, args.reps)
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "demo":
         recs = campaign(args, profiles or ["default"], points_of(
             modes, traffics or ["udp"], rates, netpass), 1)

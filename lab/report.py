@@ -14,6 +14,7 @@ committed files are what the records give.
 
 Files: bench.jsonl (netpass off and on: UDP loss by place, TCP stalls,
 downtime), downtime.jsonl (vm-started: reported against true downtime),
+faults.jsonl (scenario 4: faults at the start of postcopy),
 flood.jsonl, capacity.jsonl, pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
@@ -444,6 +445,42 @@ def pacing_table(recs):
     return md_table(head, body)
 
 
+FAULT_NAMES = {
+    "kill-loading": "destination killed (SIGKILL) as the package goes out",
+    "reject": "destination rejects the device state",
+    "cut-before-ack": "connection cut before the acknowledgement",
+    "freeze": "destination frozen (SIGSTOP) as the package goes out",
+}
+
+
+def fault_table(recs):
+    """Scenario 4: per fault, how the runs ended."""
+    rows = []
+    for fault in FAULT_NAMES:
+        g = [r for r in recs if r.get("fault") == fault]
+        if not g:
+            continue
+        ends = {}
+        for r in g:
+            key = (f"source {r.get('status_src')}/{r.get('run_src')}, "
+                   f"destination {r.get('status_dst')}/{r.get('run_dst')}")
+            ends[key] = ends.get(key, 0) + 1
+        again = [r["answer_again_ms"] for r in g
+                 if r.get("answer_again_ms") is not None]
+        rows.append([
+            FAULT_NAMES[fault], len(g),
+            f"{sum(bool(r.get('one_running')) for r in g)}/{len(g)}",
+            f"{sum(bool(r.get('memory_intact')) for r in g)}/{len(g)}",
+            (f"{fmt(med(again))} / {fmt(max(again))}" if again else "-"),
+            "; ".join(f"{n}x {k}" for k, n in sorted(ends.items())),
+            distinct(g, lambda r: ", ".join(r.get("actions") or ["none"])),
+        ])
+    return md_table(["fault", "N", "exactly one side runs the guest",
+                     "guest memory checks out", "answers again after the "
+                     "fault, ms: median / max", "end states (migration/run "
+                     "state)", "management's actions"], rows)
+
+
 def plot_switchover(recs, profile, path):
     """Echo sequence against time around the switchover, one panel per
     mode and netpass off/on: the first run of each point."""
@@ -605,6 +642,29 @@ def readme_section():
                   "`lab.py capacity`: datagrams lost at a fixed rate over "
                   f"8 s ({provenance(cap, 'capacity.jsonl')}).",
                   capacity_table(cap)]
+    faults = load("faults.jsonl")
+    if faults:
+        parts += ["### Faults at the start of postcopy (scenario 4)",
+                  "`lab.py faults`: postcopy, UDP at "
+                  f"{distinct(faults, lambda r: r['rate'])}/s, profile "
+                  f"{distinct(faults, lambda r: r['profile'])}; the "
+                  "destination starts with -S and the lab acts as "
+                  "management as libvirt would: it continues the "
+                  "destination once the source is in postcopy-active, "
+                  "pauses a source left in postcopy-device for "
+                  f"{distinct(faults, lambda r: r['setup']['management']['pause_after_s'])}"
+                  " s, recovers when the destination is paused, and "
+                  "otherwise, the destination never having run the guest, "
+                  "kills it and cancels the migration. The migration goes "
+                  "through a forwarder of the lab's (which can cut it "
+                  "before the acknowledgement, and closes the source's side "
+                  "when the destination's dies, as a reset would). 'Memory "
+                  "checks out': the guest's own workload checks all its "
+                  "pages every 2 s (lab/tools/dirtymem.c), and on the side "
+                  "that runs the guest afterwards at least one check after "
+                  "the fault passed and none failed "
+                  f"({provenance(faults, 'faults.jsonl')}).",
+                  fault_table(faults)]
     pacing = load("pacing.jsonl")
     if pacing:
         note = distinct(pacing, lambda r: re.sub(

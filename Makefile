@@ -5,8 +5,9 @@ PYTHON := /usr/bin/python3
 RESULTS := docs/results
 # Lab campaigns for `make bench`; REPS per point
 REPS ?= 20
+FAULT_REPS ?= 10
 
-.PHONY: help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: faults help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -17,6 +18,7 @@ help:
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
+	@echo "make faults        the lab's scenario 4, faults at the start of postcopy (FAULT_REPS=$(FAULT_REPS) each), then report"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make deps          install the build dependencies (apt, root)"
 	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^BASE_VERSION=//p' $(S)/lib.sh))"
@@ -62,6 +64,14 @@ bench: build
 	$(PYTHON) lab/lab.py downtime --reps $(REPS) --publish $(RESULTS)/downtime.jsonl
 	$(PYTHON) lab/lab.py flood --reps 3 --publish $(RESULTS)/flood.jsonl
 	$(PYTHON) lab/lab.py capacity --profiles default --publish $(RESULTS)/capacity.jsonl
+	$(PYTHON) lab/lab.py report
+# Scenario 4: faults at the start of postcopy, FAULT_REPS each (about
+# 45 minutes for 10)
+faults: build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/faults.jsonl
+	$(PYTHON) lab/lab.py faults --reps $(FAULT_REPS) --publish $(RESULTS)/faults.jsonl
 	$(PYTHON) lab/lab.py report
 report:
 	@$(PYTHON) lab/lab.py report

@@ -605,17 +605,23 @@ def results_dir(args):
     return d
 
 
+def record_files(args, out):
+    """Where a campaign's records go: its runs.jsonl, and --publish's."""
+    files = [open(os.path.join(out, "runs.jsonl"), "w")]
+    if args.publish:
+        os.makedirs(os.path.dirname(os.path.abspath(args.publish)),
+                    exist_ok=True)
+        files.append(open(args.publish, "a"))
+    return files
+
+
 def campaign(args, profiles, points, reps):
     """Every profile x point, reps times, in rounds (so that a slow spell
     of the machine spreads over all points); records and a table."""
     out = results_dir(args)
     env = environment(args)
     recs = []
-    files = [open(os.path.join(out, "runs.jsonl"), "w")]
-    if args.publish:
-        os.makedirs(os.path.dirname(os.path.abspath(args.publish)),
-                    exist_ok=True)
-        files.append(open(args.publish, "a"))
+    files = record_files(args, out)
     try:
         for rep in range(reps):
             for profile in profiles:
@@ -1023,14 +1029,11 @@ def fault_migration(topo, args, env, fault, rundir, rep):
 
 
 def fault_campaign(args, faults, reps):
+    """Every fault, reps times, in rounds; records and one line a run."""
     out = results_dir(args)
     env = environment(args)
     recs = []
-    files = [open(os.path.join(out, "runs.jsonl"), "w")]
-    if args.publish:
-        os.makedirs(os.path.dirname(os.path.abspath(args.publish)),
-                    exist_ok=True)
-        files.append(open(args.publish, "a"))
+    files = record_files(args, out)
     try:
         for rep in range(reps):
             for fault in faults:

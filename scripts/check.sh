@@ -157,7 +157,9 @@ if wanted compat; then
     compat=(-- -p /x86_64/migration/precopy/unix/plain
                -p /x86_64/migration/postcopy/plain
                -p /x86_64/migration/vm-started
-               -p /x86_64/migration/netpass)
+               -p /x86_64/migration/netpass
+               -p /x86_64/migration/keepalive/precopy/healthy
+               -p /x86_64/migration/keepalive/postcopy/healthy)
     for peer in "${peers[@]}"; do
         say "check: cross-version with ${peer#*=} as the source, then as the destination"
         migration_test "compat(src=${peer%%=*})" QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"

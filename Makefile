@@ -6,8 +6,9 @@ RESULTS := docs/results
 # Lab campaigns for `make bench`; REPS per point
 REPS ?= 20
 FAULT_REPS ?= 10
+LINKFAIL_REPS ?= 5
 
-.PHONY: faults help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: faults linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -19,6 +20,8 @@ help:
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
 	@echo "make faults        the lab's scenario 4, faults at the start of postcopy (FAULT_REPS=$(FAULT_REPS) each), then report"
+	@echo "make linkfail      the lab's scenario 5, a link that dies silently in postcopy: tcp, fd:, proxy;"
+	@echo "                   idle and in flight; keepalive off and on (LINKFAIL_REPS=$(LINKFAIL_REPS) each), then report"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make deps          install the build dependencies (apt, root)"
 	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^BASE_VERSION=//p' $(S)/lib.sh))"
@@ -72,6 +75,14 @@ faults: build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/faults.jsonl
 	$(PYTHON) lab/lab.py faults --reps $(FAULT_REPS) --publish $(RESULTS)/faults.jsonl
+	$(PYTHON) lab/lab.py report
+# Scenario 5: a link that dies silently in postcopy, LINKFAIL_REPS per
+# point (about an hour for 5)
+linkfail: build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/linkfail.jsonl
+	$(PYTHON) lab/lab.py linkfail --reps $(LINKFAIL_REPS) --publish $(RESULTS)/linkfail.jsonl
 	$(PYTHON) lab/lab.py report
 report:
 	@$(PYTHON) lab/lab.py report

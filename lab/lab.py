@@ -1060,6 +1060,253 @@ def fault_campaign(args, faults, reps):
     return recs
 
 
+# Scenario 5: a link that dies silently in postcopy
+TRANSPORTS = ("tcp", "fd", "proxy")
+LOADS = ("idle", "inflight")
+MIG_PORT, PROXY_PORT, RECOVER_PORT = 4444, 4445, 4450
+
+
+def tcp_pair_in_netns(ns, port):
+    """A connected TCP pair over 127.0.0.1:port inside netns @ns, as a
+    management layer would make and hand over with fd:.  setns() moves
+    one thread only: a thread of our own makes the sockets, which stay
+    in the namespace they were made in."""
+    import ctypes
+    import socket
+    import threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = {}
+
+    def work():
+        try:
+            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, 0x40000000) != 0:     # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            ls.bind(("127.0.0.1", port))
+            ls.listen(1)
+            a = socket.create_connection(("127.0.0.1", port))
+            b, _ = ls.accept()
+            ls.close()
+            out["pair"] = (a, b)
+        except Exception as e:
+            out["error"] = e
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["pair"]
+
+
+def link_drop(topo, port, on):
+    """Drop every packet to or from @port in the namespace, silently (no
+    reset, no ICMP): a link that died.  nftables' output hook sees both
+    directions of a connection over the loopback."""
+    if on:
+        nft = ["ip", "netns", "exec", topo.br, "nft"]
+        sh(*nft, "add", "table", "inet", "labdrop")
+        sh(*nft, "add", "chain", "inet", "labdrop", "out",
+           "{ type filter hook output priority 0; }")
+        for field in ("dport", "sport"):
+            sh(*nft, "add", "rule", "inet", "labdrop", "out", "tcp", field,
+               str(port), "drop")
+    else:
+        sh("ip", "netns", "exec", topo.br, "nft", "delete", "table",
+           "inet", "labdrop", check=False, stderr=subprocess.DEVNULL)
+
+
+def ram_stat(vm, key):
+    return (vm.qmp.cmd("query-migrate").get("ram") or {}).get(key)
+
+
+def linkfail_migration(topo, args, env, transport, load, period, rundir,
+                       rep):
+    """One postcopy migration whose link dies silently (tc drops it) in
+    postcopy-active, idle (a -S destination asks for no page) or in
+    flight (the destination runs the guest, which faults on pages not
+    yet there). Measures, from the drop, when each side reaches
+    postcopy-paused by itself, up to --off-cap seconds without the
+    keepalive; then the lab recovers as management would (pausing first
+    the sides that did not pause), and checks that the migration
+    completes, the guest answers and its memory checks out."""
+    os.makedirs(rundir, exist_ok=True)
+    src = dst = fwd = None
+    rec = {"campaign": "linkfail", "rep": rep, "mode": "postcopy",
+           "transport": transport, "load": load, "keepalive_ms": period,
+           "profile": topo.profile, "features": "-",
+           "date": datetime.datetime.now(datetime.timezone.utc)
+                   .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    cap = args.off_cap if not period else max(30, 6 * period / 1000)
+    setup = dict(env, link={"drop": "nftables drop in the namespace's "
+                                    "output hook, both ways",
+                            "cap_s": cap,
+                            "recovery": "tcp, a new port"})
+    actions = []
+    sh("ip", "-n", topo.br, "link", "set", "lo", "up")
+    try:
+        src = start_vm(topo, rundir, "src", "tap-src", [], args)
+        dst = start_vm(topo, rundir, "dst", "tap-dst",
+                       ["-incoming", "defer"] +
+                       (["-S"] if load == "idle" else []), args)
+        if not wait_console(rundir, "src", READY, 120):
+            raise RuntimeError("guest did not boot (see src.console)")
+        caps = [{"capability": c, "state": True}
+                for c in ("postcopy-ram", "return-path")]
+        for vm in (src, dst):
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        params = {"max-bandwidth": 32 << 20, "downtime-limit": 300,
+                  "max-postcopy-bandwidth": args.postcopy_bandwidth,
+                  "postcopy-rp-keepalive-period": period}
+        src.qmp.cmd("migrate-set-parameters", **params)
+        caps_src, params_src = settings(src, params)
+        caps_dst, params_dst = settings(dst, params)
+        setup.update(caps={"src": caps_src, "dst": caps_dst},
+                     params={"src": params_src, "dst": params_dst})
+        rec["setup"] = setup
+
+        dst_uri = src_uri = f"tcp:127.0.0.1:{MIG_PORT}"
+        if transport == "fd":
+            a, b = tcp_pair_in_netns(topo.br, MIG_PORT)
+            src.qmp.getfd(a.fileno(), "mig")
+            dst.qmp.getfd(b.fileno(), "mig")
+            a.close()
+            b.close()
+            dst_uri = src_uri = "fd:mig"
+        dst.qmp.cmd("migrate-incoming", uri=dst_uri,
+                    **{"exit-on-error": False})
+        if transport == "proxy":
+            fwd = topo.run_in(topo.br, [sys.executable, os.path.join(
+                TOP, "lab", "tcpfwd.py"), str(PROXY_PORT), str(MIG_PORT)],
+                stdout=subprocess.PIPE, text=True)
+            fwd.stdout.readline()
+            src_uri = f"tcp:127.0.0.1:{PROXY_PORT}"
+        src.qmp.cmd("migrate", uri=src_uri)
+        wait_status(src.qmp, {"active"}, 30)
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-start-postcopy")
+        wait_status(src.qmp, {"postcopy-active"}, 60)
+        wait_status(dst.qmp, {"postcopy-active"}, 60)
+        # In flight: let the destination's guest fault for a while
+        time.sleep(1.5)
+        rec["page_requests_before"] = ram_stat(src, "postcopy-requests")
+
+        link_drop(topo, MIG_PORT, True)
+        t0 = time.monotonic()
+        actions.append("drop")
+        paused = {}
+        while time.monotonic() - t0 < cap and len(paused) < 2:
+            for name, vm in (("src", src), ("dst", dst)):
+                if name in paused:
+                    continue
+                st = (query(vm, "query-migrate", timeout=5) or {}).get(
+                    "status")
+                if st == "postcopy-paused":
+                    paused[name] = round((time.monotonic() - t0) * 1000)
+                elif st in ("failed", "completed", "cancelled"):
+                    raise RuntimeError(f"{name} ended {st} on the drop")
+            time.sleep(0.02)
+        rec["src_paused_ms"] = paused.get("src")
+        rec["dst_paused_ms"] = paused.get("dst")
+        rec["gave_up_s"] = None if len(paused) == 2 else cap
+        for name, vm in (("src", src), ("dst", dst)):
+            if name not in paused:
+                # What management does once it has noticed
+                vm.qmp.cmd("migrate-pause")
+                actions.append(f"migrate-pause {name}")
+                wait_status(vm.qmp, {"postcopy-paused"}, 30)
+        link_drop(topo, MIG_PORT, False)
+        actions.append("undrop")
+
+        src.qmp.cmd("migrate-set-parameters",
+                    **{"max-postcopy-bandwidth": 0})
+        ruri = f"tcp:127.0.0.1:{RECOVER_PORT}"
+        dst.qmp.cmd("migrate-recover", uri=ruri)
+        src.qmp.cmd("migrate", uri=ruri, resume=True)
+        actions.append("recover")
+        wait_status(src.qmp, {"completed"}, 120)
+        wait_status(dst.qmp, {"completed"}, 120)
+        rec["recovered"] = True
+        rec["page_requests_after"] = ram_stat(src, "postcopy-requests")
+        if load == "idle":
+            dst.qmp.cmd("cont")
+            actions.append("cont destination")
+        rec["run_src"] = src.qmp.cmd("query-status")["status"]
+        rec["run_dst"] = dst.qmp.cmd("query-status")["status"]
+        rec["one_running"] = (rec["run_src"] != "running" and
+                              rec["run_dst"] == "running")
+        rec["answers_after"] = guest_answers(topo, rundir)
+        time.sleep(args.check_wait)
+        ok, wrong, _ = console_checks(rundir, "dst")
+        rec["memory_checks"] = {"side": "dst", "ok": ok, "wrong": wrong}
+        rec["memory_intact"] = ok > 0 and wrong == 0
+        bound = 3 * period + 500
+        rec["bound_ms"] = bound if period else None
+        rec["within_bound"] = (bool(period) and len(paused) == 2 and
+                               max(paused.values()) <= bound)
+        rec["ok"] = bool(rec["recovered"] and rec["one_running"] and
+                         rec["answers_after"] and rec["memory_intact"] and
+                         (rec["within_bound"] or not period))
+    except Exception as e:
+        rec["ok"] = False
+        rec["error"] = str(e)
+    finally:
+        rec["actions"] = actions
+        link_drop(topo, MIG_PORT, False)
+        if fwd:
+            fwd.kill()
+            fwd.wait()
+        for vm in (src, dst):
+            if vm:
+                vm.stop()
+    rec.setdefault("setup", setup)
+    return rec
+
+
+def linkfail_campaign(args, reps):
+    out = results_dir(args)
+    env = environment(args)
+    recs = []
+    files = record_files(args, out)
+    transports = args.transports.split(",")
+    loads = args.loads.split(",")
+    try:
+        for rep in range(reps):
+            for transport in transports:
+                for load in loads:
+                    for period in (0, args.keepalive_period):
+                        rd = os.path.join(out, f"linkfail-{transport}-"
+                                          f"{load}-{period}-{rep}")
+                        with Topology("default") as topo:
+                            r = linkfail_migration(topo, args, env,
+                                                   transport, load, period,
+                                                   rd, rep)
+                        recs.append(r)
+                        for f in files:
+                            f.write(json.dumps(r, sort_keys=True) + "\n")
+                            f.flush()
+                        print(f"{transport} {load} keepalive {period} "
+                              f"#{rep}: paused src {r.get('src_paused_ms')}"
+                              f" dst {r.get('dst_paused_ms')} ms, gave up "
+                              f"{r.get('gave_up_s')}, recovered "
+                              f"{r.get('recovered')}, answers "
+                              f"{r.get('answers_after')}, memory "
+                              f"{r.get('memory_checks')}, requests "
+                              f"{r.get('page_requests_before')}, ok "
+                              f"{r.get('ok')}"
+                              + (f", ERROR {r['error']}" if "error" in r
+                                 else ""), flush=True)
+    finally:
+        for f in files:
+            f.close()
+    print(f"records: {os.path.join(out, 'runs.jsonl')}")
+    return recs
+
+
 def stop_on_term(*_):
     """Unwind, so that every run cleans up; a second SIGTERM (make relays
     one) must not interrupt that."""
@@ -1076,7 +1323,8 @@ def main():
     ap = argparse.ArgumentParser(
         description="the switchover lab (see the docstring)")
     ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
-                                     "flood", "smoke", "faults", "report"])
+                                     "flood", "smoke", "faults", "linkfail",
+                                     "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64)
     ap.add_argument("--dirty-pages", type=int, default=2000,
@@ -1114,6 +1362,19 @@ def main():
     ap.add_argument("--check-wait", type=float, default=5,
                     help="faults: seconds to let the guest check its "
                          "memory after the migration")
+    ap.add_argument("--transports", default=",".join(TRANSPORTS),
+                    help="linkfail: comma list of " + ", ".join(TRANSPORTS))
+    ap.add_argument("--loads", default=",".join(LOADS),
+                    help="linkfail: comma list of " + ", ".join(LOADS))
+    ap.add_argument("--keepalive-period", type=int, default=1000,
+                    help="linkfail: postcopy-rp-keepalive-period, ms, of "
+                         "the runs with it on")
+    ap.add_argument("--off-cap", type=float, default=45,
+                    help="linkfail: seconds to wait for a pause with the "
+                         "keepalive off before giving up")
+    ap.add_argument("--postcopy-bandwidth", type=int, default=4 << 20,
+                    help="linkfail: max-postcopy-bandwidth until the "
+                         "drop, bytes/s (postcopy must still run then)")
     ap.add_argument("--check", action="store_true",
                     help="report: compare instead of writing")
     args = ap.parse_args()
@@ -1155,6 +1416,9 @@ def main():
         if args.seconds == 8:
             args.seconds = 25
         recs = fault_campaign(args, faults, args.reps)
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
+    if args.what == "linkfail":
+        recs = linkfail_campaign(args, args.reps)
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "demo":
         recs = campaign(args, profiles or ["default"], points_of(

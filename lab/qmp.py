@@ -54,6 +54,20 @@ class QMP:
             elif "return" in reply:
                 return reply["return"]
 
+    def getfd(self, fd, fdname):
+        """Hand @fd to QEMU as @fdname (SCM_RIGHTS with 'getfd')."""
+        msg = {"execute": "getfd", "arguments": {"fdname": fdname}}
+        socket.send_fds(self.sock, [json.dumps(msg).encode() + b"\n"],
+                        [fd])
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+            elif "error" in reply:
+                raise QMPError(f"getfd: {reply['error']['desc']}")
+            elif "return" in reply:
+                return reply["return"]
+
     def close(self):
         self.sock.close()
 

@@ -15,6 +15,7 @@ committed files are what the records give.
 Files: bench.jsonl (netpass off and on: UDP loss by place, TCP stalls,
 downtime), downtime.jsonl (vm-started: reported against true downtime),
 faults.jsonl (scenario 4: faults at the start of postcopy),
+linkfail.jsonl (scenario 5: a link that dies silently in postcopy),
 flood.jsonl, capacity.jsonl, pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
@@ -481,6 +482,49 @@ def fault_table(recs):
                      "state)", "management's actions"], rows)
 
 
+def linkfail_table(recs):
+    """Scenario 5: per transport, load and keepalive, when each side
+    paused by itself after the link died."""
+    rows = []
+    keys = sorted({(r["transport"], r["load"], r["keepalive_ms"])
+                   for r in recs},
+                  key=lambda k: (["tcp", "fd", "proxy"].index(k[0]),
+                                 k[1] != "idle", k[2]))
+    for transport, load, period in keys:
+        g = [r for r in recs if (r["transport"], r["load"],
+                                 r["keepalive_ms"]) == (transport, load,
+                                                        period)]
+
+        def side(name):
+            t = [r[f"{name}_paused_ms"] for r in g
+                 if r.get(f"{name}_paused_ms") is not None]
+            caps = {r["setup"]["link"]["cap_s"] for r in g}
+            never = len(g) - len(t)
+            txt = f"{fmt(med(t))} / {max(t)}" if t else "-"
+            if never:
+                txt += (f" ({never} of {len(g)} not within "
+                        f"{'/'.join(str(round(c)) for c in sorted(caps))}"
+                        " s: gave up)")
+            return txt
+        rows.append([
+            {"tcp": "tcp", "fd": "fd: (TCP socket)",
+             "proxy": "tcp via local proxy"}[transport],
+            {"idle": "idle (-S, no page asked)",
+             "inflight": "page requests in flight"}[load],
+            f"{period} ms" if period else "off", len(g),
+            side("src"), side("dst"),
+            (f"{sum(bool(r.get('within_bound')) for r in g)}/{len(g)} "
+             f"(<= {g[0]['bound_ms']} ms)" if period else "-"),
+            f"{sum(bool(r.get('recovered')) for r in g)}/{len(g)}",
+            f"{sum(bool(r.get('answers_after')) and bool(r.get('memory_intact')) for r in g)}/{len(g)}",
+        ])
+    return md_table(["transport", "load", "keepalive", "N",
+                     "source paused after, ms: median / max",
+                     "destination paused after, ms: median / max",
+                     "both within 3 periods + 0.5 s", "recovered",
+                     "guest answers, memory checks out"], rows)
+
+
 def plot_switchover(recs, profile, path):
     """Echo sequence against time around the switchover, one panel per
     mode and netpass off/on: the first run of each point."""
@@ -665,6 +709,29 @@ def readme_section():
                   "the fault passed and none failed "
                   f"({provenance(faults, 'faults.jsonl')}).",
                   fault_table(faults)]
+    linkfail = load("linkfail.jsonl")
+    if linkfail:
+        parts += ["### A link that dies silently in postcopy (scenario 5)",
+                  "`lab.py linkfail`: postcopy between the two QEMUs of "
+                  "the lab's namespace, max-postcopy-bandwidth "
+                  f"{distinct(linkfail, lambda r: r['setup']['params']['src'].get('max-postcopy-bandwidth'))}"
+                  " B/s so that it still runs; 1.5 s into postcopy-active "
+                  "every packet of the migration's connection is dropped "
+                  "(nftables in the namespace, both ways, no reset), "
+                  "and the lab polls both sides' query-migrate for "
+                  "postcopy-paused, from the drop. Without the keepalive "
+                  "it gives up after the time shown and pauses the sides "
+                  "itself, as management would once it noticed; then it "
+                  "lifts the drop and recovers over a new TCP connection, "
+                  "lets the migration complete, continues an idle (-S) "
+                  "destination, and checks that the guest answers and "
+                  "that its own check of all its pages passes "
+                  "(lab/tools/dirtymem.c). fd: is a TCP connection the lab "
+                  "makes and hands to both QEMUs (getfd); the proxy is "
+                  "lab/tcpfwd.py between the source and the destination, "
+                  "the drop on its far side "
+                  f"({provenance(linkfail, 'linkfail.jsonl')}).",
+                  linkfail_table(linkfail)]
     pacing = load("pacing.jsonl")
     if pacing:
         note = distinct(pacing, lambda r: re.sub(

@@ -8,7 +8,7 @@ REPS ?= 20
 FAULT_REPS ?= 10
 LINKFAIL_REPS ?= 5
 
-.PHONY: faults linkfail help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
 	@echo "make faults        the lab's scenario 4, faults at the start of postcopy (FAULT_REPS=$(FAULT_REPS) each), then report"
+	@echo "make faults-keepalive  scenario 4's frozen destination, keepalive on, no management pause"
 	@echo "make linkfail      the lab's scenario 5, a link that dies silently in postcopy: tcp, fd:, proxy;"
 	@echo "                   idle and in flight; keepalive off and on (LINKFAIL_REPS=$(LINKFAIL_REPS) each), then report"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
@@ -75,6 +76,14 @@ faults: build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/faults.jsonl
 	$(PYTHON) lab/lab.py faults --reps $(FAULT_REPS) --publish $(RESULTS)/faults.jsonl
+	$(PYTHON) lab/lab.py report
+# Scenario 4's frozen destination with the keepalive on and no
+# management pause: the source must leave postcopy-device by itself
+faults-keepalive: build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/faults-keepalive.jsonl
+	$(PYTHON) lab/lab.py faults --faults freeze --fault-keepalive 1000 --pause-after 60 --reps $(FAULT_REPS) --publish $(RESULTS)/faults-keepalive.jsonl
 	$(PYTHON) lab/lab.py report
 # Scenario 5: a link that dies silently in postcopy, LINKFAIL_REPS per
 # point (about an hour for 5)

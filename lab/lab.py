@@ -851,6 +851,8 @@ def fault_migration(topo, args, env, fault, rundir, rep):
         for vm in (src, dst):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
         params = {"max-bandwidth": 32 << 20, "downtime-limit": 300}
+        if args.fault_keepalive:
+            params["postcopy-rp-keepalive-period"] = args.fault_keepalive
         src.qmp.cmd("migrate-set-parameters", **params)
         caps_src, params_src = settings(src, params)
         caps_dst, params_dst = settings(dst, params)
@@ -917,6 +919,10 @@ def fault_migration(topo, args, env, fault, rundir, rep):
                     device_since = None
             else:
                 device_since = None
+            if st == "postcopy-paused" and fault_at and \
+                    "source_paused_ms" not in rec:
+                rec["source_paused_ms"] = round(
+                    (time.monotonic_ns() - fault_at) / 1e6)
             if st == "postcopy-paused":
                 if fault == "freeze" and alive(dst) and \
                         "SIGCONT destination" not in actions:
@@ -1359,6 +1365,9 @@ def main():
     ap.add_argument("--pause-after", type=float, default=2,
                     help="faults: seconds a source may wait in "
                          "postcopy-device before management pauses it")
+    ap.add_argument("--fault-keepalive", type=int, default=0,
+                    help="faults: postcopy-rp-keepalive-period on the "
+                         "source, ms (0: off)")
     ap.add_argument("--check-wait", type=float, default=5,
                     help="faults: seconds to let the guest check its "
                          "memory after the migration")

@@ -16,6 +16,7 @@ Files: bench.jsonl (netpass off and on: UDP loss by place, TCP stalls,
 downtime), downtime.jsonl (vm-started: reported against true downtime),
 faults.jsonl (scenario 4: faults at the start of postcopy),
 linkfail.jsonl (scenario 5: a link that dies silently in postcopy),
+faults-keepalive.jsonl (scenario 4's frozen destination, keepalive on),
 flood.jsonl, capacity.jsonl, pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
@@ -482,6 +483,23 @@ def fault_table(recs):
                      "state)", "management's actions"], rows)
 
 
+def fault_keepalive_table(recs):
+    t = [r["source_paused_ms"] for r in recs
+         if r.get("source_paused_ms") is not None]
+    acts = distinct(recs, lambda r: ", ".join(r.get("actions") or ["none"]))
+    return md_table(["N", "source paused by itself after, ms: median / max",
+                     "exactly one side runs the guest",
+                     "guest memory checks out", "management's actions"],
+                    [[len(recs),
+                      (f"{fmt(med(t))} / {max(t)}" if t else "-") +
+                      (f" ({len(recs) - len(t)} never)"
+                       if len(t) < len(recs) else ""),
+                      f"{sum(bool(r.get('one_running')) for r in recs)}/"
+                      f"{len(recs)}",
+                      f"{sum(bool(r.get('memory_intact')) for r in recs)}/"
+                      f"{len(recs)}", acts]])
+
+
 def linkfail_table(recs):
     """Scenario 5: per transport, load and keepalive, when each side
     paused by itself after the link died."""
@@ -709,6 +727,20 @@ def readme_section():
                   "the fault passed and none failed "
                   f"({provenance(faults, 'faults.jsonl')}).",
                   fault_table(faults)]
+    fk = load("faults-keepalive.jsonl")
+    if fk:
+        parts += ["### A destination frozen in postcopy-device, keepalive on",
+                  "`lab.py faults --faults freeze --fault-keepalive "
+                  f"{distinct(fk, lambda r: r['setup']['params']['src'].get('postcopy-rp-keepalive-period'))}"
+                  " --pause-after "
+                  f"{distinct(fk, lambda r: r['setup']['management']['pause_after_s'])}`"
+                  ": as scenario 4's frozen destination, but management "
+                  "does not pause the source (it would only after the "
+                  "time shown): the source must leave postcopy-device by "
+                  "itself. 'Paused after': from the SIGSTOP to the source "
+                  "in postcopy-paused, polled every 10 ms "
+                  f"({provenance(fk, 'faults-keepalive.jsonl')}).",
+                  fault_keepalive_table(fk)]
     linkfail = load("linkfail.jsonl")
     if linkfail:
         parts += ["### A link that dies silently in postcopy (scenario 5)",

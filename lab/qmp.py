@@ -45,6 +45,10 @@ class QMP:
         if args:
             msg["arguments"] = args
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        return self._reply(name)
+
+    def _reply(self, name):
+        """The command's answer; events on the way are kept."""
         while True:
             reply = self._read()
             if "event" in reply:
@@ -59,14 +63,7 @@ class QMP:
         msg = {"execute": "getfd", "arguments": {"fdname": fdname}}
         socket.send_fds(self.sock, [json.dumps(msg).encode() + b"\n"],
                         [fd])
-        while True:
-            reply = self._read()
-            if "event" in reply:
-                self.events.append(reply)
-            elif "error" in reply:
-                raise QMPError(f"getfd: {reply['error']['desc']}")
-            elif "return" in reply:
-                return reply["return"]
+        return self._reply("getfd")
 
     def close(self):
         self.sock.close()

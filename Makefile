@@ -7,8 +7,9 @@ RESULTS := docs/results
 REPS ?= 20
 FAULT_REPS ?= 10
 LINKFAIL_REPS ?= 5
+FUZZ_SECONDS ?= 300
 
-.PHONY: faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: fuzz faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -18,6 +19,7 @@ help:
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
+	@echo "make fuzz          fuzz the series' wire parser (libFuzzer, ASan, UBSan) for FUZZ_SECONDS=$(FUZZ_SECONDS)"
 	@echo "make bench         the lab's published set into $(RESULTS)/ (hours; REPS=$(REPS) per point), then report"
 	@echo "make faults        the lab's scenario 4, faults at the start of postcopy (FAULT_REPS=$(FAULT_REPS) each), then report"
 	@echo "make faults-keepalive  scenario 4's frozen destination, keepalive on, no management pause"
@@ -47,6 +49,8 @@ check: build build-base
 	@$(S)/check.sh
 check-full: build build-base
 	@CHECK_FULL=1 $(S)/check.sh
+fuzz: build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) $(S)/fuzz.sh
 check-breakage: build build-base
 	@$(S)/check-breakage.sh
 export:

@@ -402,7 +402,10 @@ def flood_table(recs):
             continue
         ok = [r for r in rs if r.get("ok")]
         held = [r["netpass_src"]["captured-bytes"] for r in ok]
-        drops = [r["netpass_src"]["dropped-frames"] for r in ok]
+        # Records before series v8 have one "dropped-frames" counter
+        drops = [r["netpass_src"].get("dropped-bound",
+                                      r["netpass_src"].get("dropped-frames"))
+                 for r in ok]
         body.append((mode, len(rs), len(ok), distinct(
             rs, lambda r: r["setup"]["params"]["src"]["netpass-max-bytes"]),
             max(held, default="-"),

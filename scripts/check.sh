@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command. In order: the self-test of this script's runner,
 # checkpatch over every patch, the vmstate dump check, the unit tests the
-# series touches, migration-test's default set (with the series' own
+# series touches, a short run of its fuzz target, migration-test's default set (with the series' own
 # cases), the cross-version runs against the
 # unpatched base, the lab's smoke run, and a check that the README's lab
 # figures are what docs/results/ gives. One line per result; ends with
@@ -15,7 +15,7 @@
 # Environment:
 #   CHECK_FULL=1     migration-test --full: upstream's long matrix
 #                    (make check-full; not in CI)
-#   CHECK_ONLY="selftest checkpatch vmstate unit qtest compat lab report"
+#   CHECK_ONLY="selftest checkpatch vmstate unit fuzz qtest compat lab report"
 #                    runs a subset
 #   CHECK_KVM=1      lets migration-test use KVM (default: TCG only; KVM on
 #                    these machines lacks CPUID features and hung)
@@ -93,6 +93,17 @@ if wanted unit; then
             result fail "$t" "not built"
         fi
     done
+fi
+
+# 3b. The fuzz target of the series' wire parser, a short run (make fuzz
+# runs it longer).
+if wanted fuzz; then
+    if FUZZ_SECONDS=$(secs 30) "$TOP/scripts/fuzz.sh" >"$out/fuzz.log" 2>&1; then
+        result pass "fuzz netpass-wire" "$(sed -n 's/^fuzz: netpass-wire: //p' "$out/fuzz.log")"
+    else
+        tail -n 20 "$out/fuzz.log"
+        result fail "fuzz netpass-wire" "see $out/fuzz.log"
+    fi
 fi
 
 # 4. migration-test under TCG; then the cross-version runs, the unpatched

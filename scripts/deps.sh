@@ -25,7 +25,7 @@ stamp=$WORK/.deps-done
 pkgs=(ninja-build pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev
       libslirp-dev libfdt-dev python3-venv flex bison ccache dpkg-dev
       xz-utils git perl ipxe-qemu
-      iproute2 busybox-static python3-matplotlib nftables)
+      iproute2 busybox-static python3-matplotlib nftables clang)
 # SeaBIOS from backports: bookworm's 1.16.2 probes an AHCI hard disk with
 # IDENTIFY PACKET, and on the error QEMU 10.2 reports it waits out its
 # 32 s request timeout: every q35 guest with a disk (each migration

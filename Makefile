@@ -8,8 +8,9 @@ REPS ?= 20
 FAULT_REPS ?= 10
 LINKFAIL_REPS ?= 5
 FUZZ_SECONDS ?= 300
+BCAST_REPS ?= 10
 
-.PHONY: fuzz faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: fuzz broadcast faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -25,6 +26,7 @@ help:
 	@echo "make faults-keepalive  scenario 4's frozen destination, keepalive on, no management pause"
 	@echo "make linkfail      the lab's scenario 5, a link that dies silently in postcopy: tcp, fd:, proxy;"
 	@echo "                   idle and in flight; keepalive off and on (LINKFAIL_REPS=$(LINKFAIL_REPS) each), then report"
+	@echo "make broadcast     the lab's broadcast matrix (BCAST_REPS=$(BCAST_REPS) per point; hours) into $(RESULTS)/broadcast.jsonl"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make deps          install the build dependencies (apt, root)"
 	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^BASE_VERSION=//p' $(S)/lib.sh))"
@@ -97,5 +99,17 @@ linkfail: build
 	rm -f $(RESULTS)/linkfail.jsonl
 	$(PYTHON) lab/lab.py linkfail --reps $(LINKFAIL_REPS) --publish $(RESULTS)/linkfail.jsonl
 	$(PYTHON) lab/lab.py report
+# Broadcast through the switchover: UDP to the segment's broadcast
+# address, which the bridge floods to both QEMUs; BCAST_REPS per point
+# (issue 11's matrix: profiles default and tuned, precopy and postcopy,
+# 2k and 5k/s, netpass off and on; about 3 hours for 10)
+broadcast: build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/broadcast.jsonl
+	for rate in 2000 5000; do \
+	    $(PYTHON) lab/lab.py bench --broadcast --traffic udp --udp-rate $$rate \
+	        --reps $(BCAST_REPS) --publish $(RESULTS)/broadcast.jsonl || exit 1; \
+	done
 report:
 	@$(PYTHON) lab/lab.py report

@@ -72,6 +72,7 @@ READY = "lab: guest ready"      # printed by lab/guest/init
 
 GUEST_IP = "192.0.2.2"          # TEST-NET-1: documentation range, and
 HOST_IP = "192.0.2.1"           # it only ever exists inside our namespaces
+SEGMENT_BROADCAST = "192.0.2.255"  # the bridge floods it to both QEMUs
 GUEST_MAC = "52:54:00:6e:70:01"
 ECHO_PORT = "7777"              # udpecho and tcpecho in the guest
 DRAIN_MS = 3000                 # grace for late echoes after the traffic
@@ -241,9 +242,9 @@ def wait_console(rundir, name, text, timeout):
     return False
 
 
-def traffic_cmd(kind, rate, count, out, drain_ms=DRAIN_MS):
+def traffic_cmd(kind, rate, count, out, drain_ms=DRAIN_MS, dst=GUEST_IP):
     tool = "udpblast" if kind == "udp" else "tcprr"
-    return [os.path.join(BIN, tool), "-d", GUEST_IP, "-p", ECHO_PORT,
+    return [os.path.join(BIN, tool), "-d", dst, "-p", ECHO_PORT,
             "-r", str(rate), "-n", str(count), "-w", str(drain_ms),
             "-o", out]
 
@@ -404,7 +405,11 @@ def one_migration(topo, args, env, point, rundir, rep):
     setup = dict(env, traffic={"kind": traffic, "rate": rate,
                                "seconds": args.seconds,
                                "warmup_s": args.warmup,
-                               "drain_ms": DRAIN_MS})
+                               "drain_ms": DRAIN_MS,
+                               "to": "broadcast" if args.broadcast
+                               else "guest"})
+    if args.broadcast:
+        rec["to"] = "broadcast"
     try:
         src = start_vm(topo, rundir, "src", "tap-src", [], args)
         dst = start_vm(topo, rundir, "dst", "tap-dst",
@@ -448,7 +453,8 @@ def one_migration(topo, args, env, point, rundir, rep):
 
         proc = topo.run_in(topo.th, traffic_cmd(
             traffic, rate, int(rate * args.seconds),
-            os.path.join(rundir, "traffic.rec")),
+            os.path.join(rundir, "traffic.rec"),
+            dst=SEGMENT_BROADCAST if args.broadcast else GUEST_IP),
             stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
         if args.inject_failure == "migrate":
@@ -1358,6 +1364,9 @@ def main():
     ap.add_argument("--note", default=None,
                     help="a remark kept in every record (an experiment)")
     ap.add_argument("--netpass-max-bytes", type=int, default=4 << 20)
+    ap.add_argument("--broadcast", action="store_true",
+                    help="UDP to the segment's broadcast address, which "
+                    "the bridge floods to both QEMUs (the guest echoes)")
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
     ap.add_argument("--faults", default=",".join(FAULTS),

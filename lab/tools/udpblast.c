@@ -14,10 +14,15 @@
  * record, and is counted as send_failed. A one-line JSON summary goes to
  * stdout.
  *
+ * A destination address ending in .255, the segment's broadcast address,
+ * reaches every host of the segment: the datagrams go out with
+ * SO_BROADCAST, and the echoes come back from the guest's own address.
+ *
  * Exit: 0 done (whatever was lost), 1 runtime error, 2 usage.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "traffic.h"
@@ -51,12 +56,18 @@ int main(int argc, char **argv)
     uint64_t reordered = 0, max_seq = 0, last_echo = 0, max_gap = 0;
     uint64_t gap_from = 0;
     int fd, opt;
+    bool broadcast;
     char buf[2048];
 
     traffic_parse(&a, argc, argv);
+    broadcast = (ntohl(a.dst.sin_addr.s_addr) & 0xff) == 0xff;
     recs = calloc(a.count, sizeof(*recs));
     fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (!recs || fd < 0 || connect(fd, (void *)&a.dst, sizeof(a.dst)) < 0) {
+    opt = 1;
+    if (!recs || fd < 0 ||
+        (broadcast ?
+         setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &opt, sizeof(opt)) :
+         connect(fd, (void *)&a.dst, sizeof(a.dst))) < 0) {
         perror("udpblast");
         return 1;
     }
@@ -76,7 +87,8 @@ int main(int argc, char **argv)
             char pkt[PAYLOAD] = { 0 };
 
             memcpy(pkt, &w, sizeof(w));
-            if (send(fd, pkt, sizeof(pkt), MSG_DONTWAIT) == sizeof(pkt)) {
+            if (sendto(fd, pkt, sizeof(pkt), MSG_DONTWAIT, (void *)&a.dst,
+                       sizeof(a.dst)) == sizeof(pkt)) {
                 recs[sent++].send_ns = t;
             } else {
                 send_failed++;

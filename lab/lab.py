@@ -224,6 +224,12 @@ def start_vm(topo, rundir, name, tap, extra, args):
         "-msg", "timestamp=on", "-D", os.path.join(rundir, f"{name}.trace"),
         "-trace", "vmstate_downtime_checkpoint",
     ] + extra
+    if args.dump:
+        # What reaches the NIC (after netpass's filter, at the head)
+        common += ["-object", f"filter-dump,id=dump0,netdev=n0,queue=tx,"
+                   f"file={os.path.join(rundir, name + '.pcap')}"]
+    for t in args.trace or []:
+        common += ["-trace", t]
     return Qemu(QEMU, name, rundir, common, log=log,
                 prefix=["ip", "netns", "exec", topo.br])
 
@@ -242,11 +248,12 @@ def wait_console(rundir, name, text, timeout):
     return False
 
 
-def traffic_cmd(kind, rate, count, out, drain_ms=DRAIN_MS, dst=GUEST_IP):
+def traffic_cmd(kind, rate, count, out, drain_ms=DRAIN_MS, dst=GUEST_IP,
+                size=None):
     tool = "udpblast" if kind == "udp" else "tcprr"
     return [os.path.join(BIN, tool), "-d", dst, "-p", ECHO_PORT,
             "-r", str(rate), "-n", str(count), "-w", str(drain_ms),
-            "-o", out]
+            "-o", out] + (["-s", str(size)] if size else [])
 
 
 def guest_answers(topo, rundir, timeout=30):
@@ -333,6 +340,44 @@ def read_records(path):
         return [tuple(int(x) for x in line.split()[:3]) for line in f]
 
 
+# What netpass counts for each frame it keeps besides its bytes
+# (sizeof(NetpassFrame) on x86_64)
+NETPASS_FRAME_HEADER = 16
+
+# netpass's counters of frames it lost, and of the copies it removed on
+# purpose (frames that the other host's guest got too)
+NETPASS_LOSSES = ("dropped-bound", "dropped-late", "dropped-gone",
+                  "dropped-invalid", "dropped-unused")
+NETPASS_COPIES = ("dropped-early", "dropped-duplicate")
+
+
+def netpass_sum(rec, keys):
+    return sum((rec.get(side) or {}).get(k, 0) for side in
+               ("netpass_src", "netpass_dst") for k in keys)
+
+
+def unicast_loss(rec, d, tap_dst):
+    """Where the datagrams of a run to the guest's address were lost."""
+    # Every datagram that reached the guest was received by udpecho (some
+    # of them twice: dupes) or dropped by its socket, the buffer full.
+    # (The NIC's own drops are not counted in: they are frames of any
+    # protocol, such as the RARP announce of the destination itself.)
+    reached_guest = d["rx"] - d["dupes"] + d["udp_rcvbuf_errors"]
+    host = rec["sent"] - reached_guest
+    dst_tap = min(max(tap_dst, 0), max(host, 0))
+    return {
+        # On the host, before the guest's NIC: the source's side (its TAP
+        # queue, netpass's bound), and the destination's TAP queue.
+        "host_source": host - dst_tap,
+        "host_dst_tap": dst_tap,
+        # In the guest: its UDP socket's buffer, its echo.
+        "guest_socket": d["udp_rcvbuf_errors"],
+        "guest_echo": d["txfail"],
+        # Echoed by the guest, never back at the traffic host.
+        "way_back": d["rx"] - d["dupes"] - d["txfail"] - rec["echoed"],
+    }
+
+
 def udp_results(rec, rundir, stop, start, before, after, taps_before,
                 taps_after, host_before, host_after, keep_timeline):
     """Losses of a UDP run: when (the switchover window, or outside it)
@@ -351,28 +396,40 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
     rec["lost_after"] = sum(s > end for s in lost)
 
     d = {k: after[k] - before[k] for k in before}
-    # Every datagram that reached the guest was received by udpecho (some
-    # of them twice: dupes) or dropped by its socket, the buffer full.
-    # (The NIC's own drops are not counted in: they are frames of any
-    # protocol, such as the RARP announce of the destination itself.)
-    reached_guest = d["rx"] - d["dupes"] + d["udp_rcvbuf_errors"]
-    host = rec["sent"] - reached_guest
-    dst_tap = min(max(taps_after[1] - taps_before[1], 0), max(host, 0))
     rec["guest_dupes"] = d["dupes"]
-    rec["loss"] = {
-        # On the host, before the guest's NIC: the source's side (its TAP
-        # queue, netpass's bound), and the destination's TAP queue.
-        "host_source": host - dst_tap,
-        "host_dst_tap": dst_tap,
-        # In the guest: its UDP socket's buffer, its echo.
-        "guest_socket": d["udp_rcvbuf_errors"],
-        "guest_echo": d["txfail"],
-        # Echoed by the guest, never back at the traffic host.
-        "way_back": d["rx"] - d["dupes"] - d["txfail"] - rec["echoed"],
-    }
+    tap_src = taps_after[0] - taps_before[0]
+    tap_dst = taps_after[1] - taps_before[1]
+    if rec.get("to") == "broadcast":
+        # Both hosts get every datagram: the guest may receive more than
+        # was sent, the host's TAPs drop copies (a QEMU that does not
+        # read its TAP: the destination before its migration, the source
+        # after it), and the difference of unicast_loss() says nothing.
+        # What the guest's counters still prove: datagrams lost that its
+        # socket, its echo and the way back do not explain were lost on
+        # the host (at least that many; exactly that many if no copy
+        # reached the socket), and datagrams that reached its socket
+        # beyond those sent were copies (at least that many, seen by
+        # udpecho or dropped by the full socket).
+        explained = (d["udp_rcvbuf_errors"] + d["txfail"] +
+                     d["rx"] - d["dupes"] - d["txfail"] - rec["echoed"])
+        rec["loss"] = {
+            "host_at_least": max(rec["sent"] - rec["echoed"] - explained,
+                                 0),
+            "guest_socket": d["udp_rcvbuf_errors"],
+            "guest_echo": d["txfail"],
+            "way_back": d["rx"] - d["dupes"] - d["txfail"] - rec["echoed"],
+        }
+        rec["copies_at_guest_at_least"] = max(
+            d["rx"] + d["udp_rcvbuf_errors"] - rec["sent"], 0)
+        rec["netpass_copies"] = netpass_sum(rec, NETPASS_COPIES)
+        # (the source's dropped-late are copies here: the destination's
+        # TAP had them too)
+        rec["netpass_dropped"] = netpass_sum(rec, NETPASS_LOSSES)
+    else:
+        rec["loss"] = unicast_loss(rec, d, tap_dst)
     rec["counters"] = {
-        "guest": d, "tap_src_dropped": taps_after[0] - taps_before[0],
-        "tap_dst_dropped": taps_after[1] - taps_before[1],
+        "guest": d, "tap_src_dropped": tap_src,
+        "tap_dst_dropped": tap_dst,
         "host_rcvbuf_errors": host_after - host_before,
     }
     if keep_timeline:
@@ -390,10 +447,11 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
 def one_migration(topo, args, env, point, rundir, rep):
     """Boot, send traffic, migrate, collect. Returns the run's record.
     point: mode, traffic, rate, features (capabilities set on both
-    sides, each needing return-path)."""
+    sides, each needing return-path), and optionally to: "broadcast"."""
     os.makedirs(rundir, exist_ok=True)
     mode, traffic, rate, features = (point["mode"], point["traffic"],
                                      point["rate"], point["features"])
+    broadcast = args.broadcast or point.get("to") == "broadcast"
     uri = f"unix:{os.path.join(rundir, 'mig.sock')}"
     src = dst = proc = None
     rec = {"campaign": args.what, "rep": rep, "mode": mode,
@@ -406,9 +464,9 @@ def one_migration(topo, args, env, point, rundir, rep):
                                "seconds": args.seconds,
                                "warmup_s": args.warmup,
                                "drain_ms": DRAIN_MS,
-                               "to": "broadcast" if args.broadcast
+                               "to": "broadcast" if broadcast
                                else "guest"})
-    if args.broadcast:
+    if broadcast:
         rec["to"] = "broadcast"
     try:
         src = start_vm(topo, rundir, "src", "tap-src", [], args)
@@ -454,7 +512,7 @@ def one_migration(topo, args, env, point, rundir, rep):
         proc = topo.run_in(topo.th, traffic_cmd(
             traffic, rate, int(rate * args.seconds),
             os.path.join(rundir, "traffic.rec"),
-            dst=SEGMENT_BROADCAST if args.broadcast else GUEST_IP),
+            dst=SEGMENT_BROADCAST if broadcast else GUEST_IP),
             stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
         if args.inject_failure == "migrate":
@@ -555,11 +613,13 @@ def summary_table(recs):
     rows = ["profile  mode      traffic feat        rate   N ok  "
             "lost(window) med/max  stall/blackout ms med  "
             "true downtime ms med"]
-    keys = sorted({(r["profile"], r["mode"], r["traffic"], r["features"],
-                    r["rate"]) for r in recs})
+    def key_of(r):
+        return (r["profile"], r["mode"], r["traffic"] +
+                ("-bcast" if r.get("to") == "broadcast" else ""),
+                r["features"], r["rate"])
+    keys = sorted({key_of(r) for r in recs})
     for key in keys:
-        rs = [r for r in recs if (r["profile"], r["mode"], r["traffic"],
-                                  r["features"], r["rate"]) == key]
+        rs = [r for r in recs if key_of(r) == key]
         ok = [r for r in rs if r.get("ok")]
         head = "{:8} {:9} {:7} {:11} {:5} {:3} {:2}".format(
             *key, len(rs), len(ok))
@@ -567,7 +627,7 @@ def summary_table(recs):
             rows.append(head + "  (no successful run)")
             continue
         med = statistics.median
-        if key[2] == "udp":
+        if key[2].startswith("udp"):
             lw = [r["lost_window"] for r in ok]
             stall = med(r["blackout_ms"] for r in ok)
             lost = f"{med(lw):.0f}/{max(lw)}"
@@ -580,7 +640,8 @@ def summary_table(recs):
 
 
 def run_line(r):
-    head = (f"{r['profile']:7} {r['mode']:8} {r['traffic']} "
+    head = (f"{r['profile']:7} {r['mode']:8} {r['traffic']}"
+            f"{'-bcast' if r.get('to') == 'broadcast' else ''} "
             f"{r['features']:10} {r['rate']:5}/s run {r['rep'] + 1}: ")
     if "status_src" not in r:
         return head + f"FAILED: {r.get('error')}"
@@ -622,8 +683,9 @@ def record_files(args, out):
 
 
 def campaign(args, profiles, points, reps):
-    """Every profile x point, reps times, in rounds (so that a slow spell
-    of the machine spreads over all points); records and a table."""
+    """Every profile x point, reps times (or the point's own "reps"), in
+    rounds (so that a slow spell of the machine spreads over all points);
+    records and a table."""
     out = results_dir(args)
     env = environment(args)
     recs = []
@@ -632,8 +694,11 @@ def campaign(args, profiles, points, reps):
         for rep in range(reps):
             for profile in profiles:
                 for p in points:
-                    rd = os.path.join(out, "{}-{}-{}-{}-{}-{}".format(
+                    if rep >= p.get("reps", reps):
+                        continue
+                    rd = os.path.join(out, "{}-{}-{}{}-{}-{}-{}".format(
                         profile, p["mode"], p["traffic"],
+                        "-bcast" if p.get("to") == "broadcast" else "",
                         "+".join(p["features"]) or "base", p["rate"], rep))
                     # A bridge, TAPs and traffic host of its own: nothing
                     # learnt or queued in an earlier run leaks into it.
@@ -654,6 +719,177 @@ def campaign(args, profiles, points, reps):
     print()
     print(summary_table(recs))
     print(f"records: {os.path.join(out, 'runs.jsonl')}")
+    return recs
+
+
+def rss_kib(vm):
+    """The QEMU's resident memory, KiB"""
+    with open(f"/proc/{vm.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {vm.name}")
+
+
+def sample_rss(vm, seconds, until=None, limit=120, every=0.01):
+    """VmRSS every @every s: for @seconds, or if @until is given, until
+    @until() is true (asked every 0.1 s) and @seconds more; never past
+    @limit s (then it raises). [KiB]"""
+    out = []
+    now = time.monotonic()
+    end, give_up, asked = (None if until else now + seconds), now + limit, 0
+    while end is None or now < end:
+        if now > give_up:
+            raise RuntimeError(f"{vm.name}: not done after {limit} s")
+        out.append(rss_kib(vm))
+        time.sleep(every)
+        now = time.monotonic()
+        if end is None and now - asked >= 0.1:
+            asked = now
+            if until():
+                end = now + seconds
+    return out
+
+
+# Frames of a UDP datagram with a payload of @size bytes, as netpass
+# keeps them: Ethernet, IPv4 and UDP headers, and the tap's virtio-net
+# header (12 bytes)
+def frame_len(size):
+    return 14 + 20 + 8 + size + 12
+
+
+def memflood_one(topo, args, env, rundir, rep):
+    """A flood of tiny frames at far more than netpass-max-bytes during a
+    switchover held open (pause-before-switchover): each side's resident
+    memory against the bound."""
+    os.makedirs(rundir, exist_ok=True)
+    bound, size = args.netpass_max_bytes, args.flood_size
+    count = int(args.udp_rate * args.seconds)
+    rec = {"campaign": "memflood", "rep": rep, "mode": "precopy",
+           "profile": topo.profile, "rate": args.udp_rate, "size": size,
+           "sent_frames": count, "bound": bound,
+           "offered_cost": count * (frame_len(size) + NETPASS_FRAME_HEADER),
+           "date": datetime.datetime.now(datetime.timezone.utc)
+                   .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    setup = dict(env, traffic={"kind": "udp", "rate": args.udp_rate,
+                               "seconds": args.seconds, "payload": size,
+                               "to": "guest, during pre-switchover"})
+    uri = f"unix:{os.path.join(rundir, 'mig.sock')}"
+    src = dst = None
+    rec_proc = [None]
+    try:
+        src = start_vm(topo, rundir, "src", "tap-src", [], args)
+        dst = start_vm(topo, rundir, "dst", "tap-dst",
+                       ["-incoming", "defer"], args)
+        if not wait_console(rundir, "src", READY, 120) or \
+                not guest_answers(topo, rundir):
+            raise RuntimeError("guest not ready")
+        caps = [{"capability": c, "state": True}
+                for c in ("return-path", "netpass")]
+        for vm in (src, dst):
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+            vm.qmp.cmd("migrate-set-parameters", **{
+                "netpass-max-bytes": bound})
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "pause-before-switchover", "state": True}])
+        params = {"max-bandwidth": 1 << 30, "downtime-limit": 300}
+        src.qmp.cmd("migrate-set-parameters", **params)
+        caps_src, params_src = settings(src, params)
+        caps_dst, params_dst = settings(dst, {})
+        setup.update(caps={"src": caps_src, "dst": caps_dst},
+                     params={"src": dict(params_src, **{
+                         "netpass-max-bytes": bound}),
+                         "dst": {"netpass-max-bytes": bound}})
+        rec["setup"] = setup
+        dst.qmp.cmd("migrate-incoming", uri=uri)
+        src.qmp.cmd("migrate", uri=uri)
+        info = wait_status(src.qmp, {"pre-switchover", "failed"},
+                           args.timeout)
+        if info.get("status") != "pre-switchover":
+            raise RuntimeError(f"source {info.get('status')}")
+        # The source's VM is stopped and netpass captures: a baseline,
+        # then the flood, then until its counters stop moving
+        base = sample_rss(src, 0.5)
+        proc = rec_proc[0] = topo.run_in(topo.th, traffic_cmd(
+            "udp", args.udp_rate, count,
+            os.path.join(rundir, "traffic.rec"), 200, size=size),
+            stdout=subprocess.PIPE, text=True)
+        during = sample_rss(src, 0.5, until=lambda: proc.poll() is not None)
+        summary = json.loads(proc.communicate(timeout=60)[0])
+        rec["sent"] = summary["sent"]
+        rec["offered_cost"] = summary["sent"] * (frame_len(size) +
+                                                 NETPASS_FRAME_HEADER)
+        src_np = src.qmp.cmd("query-migrate").get("netpass") or {}
+        rec["src_rss_kib"] = {"base_max": max(base), "peak": max(during),
+                              "growth": max(during) - max(base)}
+        dbase = sample_rss(dst, 0.5)
+        src.qmp.cmd("migrate-continue", state="pre-switchover")
+        done = {}
+
+        def completed():
+            if "src" not in done:
+                s = src.qmp.cmd("query-migrate").get("status")
+                if s in ("completed", "failed", "cancelled"):
+                    done["src"] = s
+            return "src" in done
+        dduring = sample_rss(dst, 1.0, until=completed, limit=args.timeout)
+        dinfo = wait_status(dst.qmp, {"completed", "failed"}, 30)
+        info = src.qmp.cmd("query-migrate")
+        rec["status_src"] = info.get("status")
+        rec["status_dst"] = dinfo.get("status")
+        rec["netpass_src"] = info.get("netpass") or src_np
+        rec["netpass_dst"] = dinfo.get("netpass")
+        rec["dst_rss_kib"] = {"base_max": max(dbase), "peak": max(dduring),
+                              "growth": max(dduring) - max(dbase)}
+        kept = rec["netpass_src"].get("captured-frames", 0)
+        # What reached netpass (the TAP's own queue may drop some first)
+        rec["reached_cost"] = (kept + rec["netpass_src"].get(
+            "dropped-bound", 0)) * (frame_len(size) + NETPASS_FRAME_HEADER)
+        rec["kept_cost"] = (rec["netpass_src"].get("captured-bytes", 0) +
+                            kept * NETPASS_FRAME_HEADER)
+        # A measurement: the figures are in the record, the table
+        rec["ok"] = (rec["status_src"] == "completed" and
+                     rec["status_dst"] == "completed")
+    except Exception as e:
+        rec["ok"] = False
+        rec["error"] = str(e)
+    finally:
+        if rec_proc[0] and rec_proc[0].poll() is None:
+            rec_proc[0].kill()
+            rec_proc[0].wait()
+        for vm in (src, dst):
+            if vm:
+                vm.stop()
+    rec.setdefault("setup", setup)
+    return rec
+
+
+def memflood_campaign(args, reps):
+    out = results_dir(args)
+    env = environment(args)
+    files = record_files(args, out)
+    recs = []
+    try:
+        for rep in range(reps):
+            with Topology((args.profiles or "default").split(",")[0]) as t:
+                r = memflood_one(t, args, env,
+                                 os.path.join(out, f"memflood-{rep}"), rep)
+            recs.append(r)
+            for f in files:
+                f.write(json.dumps(r, sort_keys=True) + "\n")
+                f.flush()
+            print(f"memflood run {rep + 1}: "
+                  + (f"FAILED: {r.get('error')}" if "error" in r else
+                     f"bound {r['bound']} B, offered "
+                     f"{r['offered_cost']} B ({r['sent']} frames), reached "
+                     f"{r['reached_cost']} B, kept "
+                     f"{r['kept_cost']} B; source RSS +"
+                     f"{r['src_rss_kib']['growth']} KiB, destination RSS +"
+                     f"{r['dst_rss_kib']['growth']} KiB; "
+                     f"{r['netpass_src']}"), flush=True)
+    finally:
+        for f in files:
+            f.close()
     return recs
 
 
@@ -1334,8 +1570,9 @@ def points_of(modes, traffics, rates, feature_sets):
 def main():
     ap = argparse.ArgumentParser(
         description="the switchover lab (see the docstring)")
-    ap.add_argument("what", choices=["capacity", "demo", "bench", "downtime",
-                                     "flood", "smoke", "faults", "linkfail",
+    ap.add_argument("what", choices=["capacity", "demo", "bench", "matrix",
+                                     "downtime", "flood", "memflood",
+                                     "smoke", "faults", "linkfail",
                                      "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64)
@@ -1347,6 +1584,13 @@ def main():
                     help="seconds of traffic before migrating")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--reps", type=int, default=20, help="N per point")
+    ap.add_argument("--reps-off", type=int, default=None,
+                    help="matrix: N per point with netpass off (default: "
+                    "--reps)")
+    ap.add_argument("--flood-size", type=int, default=24,
+                    help="memflood: UDP payload bytes (24 to 64)")
+    ap.add_argument("--rates", default="2000,5000",
+                    help="matrix: comma list of UDP rates, datagrams/s")
     ap.add_argument("--udp-rate", type=int, default=2000,
                     help="datagrams/s")
     ap.add_argument("--tcp-rate", type=int, default=1000,
@@ -1367,6 +1611,13 @@ def main():
     ap.add_argument("--broadcast", action="store_true",
                     help="UDP to the segment's broadcast address, which "
                     "the bridge floods to both QEMUs (the guest echoes)")
+    ap.add_argument("--dump", action="store_true",
+                    help="record what reaches each NIC in "
+                    "RUNDIR/{src,dst}.pcap (an investigation, not a "
+                    "published run: it slows the QEMUs)")
+    ap.add_argument("--trace", action="append",
+                    help="a QEMU trace event pattern to enable too "
+                    "(RUNDIR/{src,dst}.trace)")
     ap.add_argument("--inject-failure", choices=["boot", "migrate"],
                     help="fail each run on purpose (tests the cleanup)")
     ap.add_argument("--faults", default=",".join(FAULTS),
@@ -1435,6 +1686,9 @@ def main():
             args.seconds = 25
         recs = fault_campaign(args, faults, args.reps)
         return 0 if recs and all(r.get("ok") for r in recs) else 1
+    if args.what == "memflood":
+        recs = memflood_campaign(args, args.reps)
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "linkfail":
         recs = linkfail_campaign(args, args.reps)
         return 0 if recs and all(r.get("ok") for r in recs) else 1
@@ -1444,6 +1698,19 @@ def main():
     elif args.what == "bench":
         recs = campaign(args, profiles or ["default", "tuned"], points_of(
             modes, traffics or ["udp", "tcp"], rates, netpass), args.reps)
+    elif args.what == "matrix":
+        # Issue 11's matrix: UDP to the guest and to the segment's
+        # broadcast address, each rate, netpass off and on.
+        pts = []
+        for to in ("guest", "broadcast"):
+            for rate in (int(x) for x in args.rates.split(",")):
+                for p in points_of(modes, ["udp"], {"udp": rate}, netpass):
+                    p["to"] = to
+                    if not p["features"] and args.reps_off is not None:
+                        p["reps"] = args.reps_off
+                    pts.append(p)
+        recs = campaign(args, profiles or ["default", "tuned"], pts,
+                        args.reps)
     elif args.what == "flood":
         args.netpass_max_bytes = 64 << 10
         rates["udp"] = 20000

@@ -17,7 +17,9 @@ downtime), downtime.jsonl (vm-started: reported against true downtime),
 faults.jsonl (scenario 4: faults at the start of postcopy),
 linkfail.jsonl (scenario 5: a link that dies silently in postcopy),
 faults-keepalive.jsonl (scenario 4's frozen destination, keepalive on),
-flood.jsonl, capacity.jsonl, pacing.jsonl (an experiment on a build that
+matrix.jsonl (issue 11's matrix: UDP to the guest and to the segment's
+broadcast address, 2k and 5k/s), flood.jsonl, capacity.jsonl,
+pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
 import io
@@ -197,6 +199,7 @@ def points(recs, traffic):
 
 def udp_rows(recs):
     rows = []
+    recs = [r for r in recs if r.get("to", "guest") == "guest"]
     for profile, mode, on, rs in points(recs, "udp"):
         ok = [r for r in rs if r.get("ok")]
         place = lambda k: med(r["loss"][k] for r in ok)  # noqa: E731
@@ -411,6 +414,134 @@ def flood_table(recs):
             max(held, default="-"),
             f"{min(drops)}-{max(drops)}" if drops else "-"))
     return md_table(head, body)
+
+
+def matrix_host(r):
+    """Datagrams of a run lost on the host side: unicast, the difference
+    of the guest's counters; broadcast, at least (see lab.py)."""
+    loss = r["loss"]
+    if r.get("to") == "broadcast":
+        return loss["host_at_least"]
+    return loss["host_source"] + loss["host_dst_tap"]
+
+
+def matrix_rows(recs):
+    rows = []
+    for to in ("guest", "broadcast"):
+        for rate in sorted({r["rate"] for r in recs}):
+            for profile in PROFILES:
+                for mode in MODES:
+                    for on in (False, True):
+                        rs = [r for r in recs
+                              if r.get("to", "guest") == to and
+                              r["rate"] == rate and
+                              r["profile"] == profile and
+                              r["mode"] == mode and netpass_on(r) == on]
+                        if not rs:
+                            continue
+                        ok = [r for r in rs if r.get("ok")]
+                        rows.append({
+                            "to": to, "rate": rate, "profile": profile,
+                            "mode": mode, "on": on, "ok": len(ok),
+                            "failed": len(rs) - len(ok),
+                            "lost_med": med(r["lost"] for r in ok),
+                            "lost_max": max((r["lost"] for r in ok),
+                                            default=None),
+                            "host_max": max((matrix_host(r) for r in ok),
+                                            default=None),
+                            "host_zero": sum(matrix_host(r) == 0
+                                             for r in ok),
+                            "guest_med": med(r["loss"]["guest_socket"] +
+                                             r["loss"]["guest_echo"]
+                                             for r in ok),
+                            "reordered": max((r["reordered"] for r in ok),
+                                             default=None),
+                            "dups": max((max(r["duplicated"],
+                                             r["guest_dupes"])
+                                         for r in ok), default=None),
+                            "dups_med": med(max(r["duplicated"],
+                                                r["guest_dupes"])
+                                            for r in ok),
+                            "copies": max((r.get(
+                                "copies_at_guest_at_least", 0)
+                                for r in ok), default=None),
+                            "removed": med(r.get("netpass_copies", 0)
+                                           for r in ok) if on else None,
+                        })
+    return rows
+
+
+def matrix_table(rows):
+    head = ("to", "rate/s", "profile", "mode", "netpass", "N",
+            "lost: median / max", "host side: max (runs with 0)",
+            "guest side: median", "reordered, duplicated: max",
+            "copies that reached the guest: max", "copies netpass "
+            "removed: median")
+    body = []
+    for x in rows:
+        body.append((
+            "broadcast" if x["to"] == "broadcast" else "the guest",
+            x["rate"], x["profile"], x["mode"],
+            "**on**" if x["on"] else "off",
+            f"{x['ok']}" + (f" (+{x['failed']} failed)" if x["failed"]
+                            else ""),
+            f"{fmt(x['lost_med'])} / {fmt(x['lost_max'])}",
+            f"{fmt(x['host_max'])}" + (
+                "" if x["to"] == "guest" else " (at least)") +
+            f" ({x['host_zero']})",
+            fmt(x["guest_med"]),
+            f"{fmt(x['reordered'])}, {fmt(x['dups'])}",
+            fmt(x["copies"]) if x["to"] == "broadcast" else "-",
+            fmt(x["removed"]) if x["on"] else "-"))
+    return md_table(head, body)
+
+
+def _max(values):
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def matrix_claims(rows):
+    on = [x for x in rows if x["on"]]
+    runs = sum(x["ok"] for x in on)
+    failed = sum(x["failed"] for x in rows)
+    out = [f"- Netpass on, {runs} migrations over {len(on)} points: "
+           f"{sum(x['host_zero'] for x in on)} lost nothing on the host "
+           "side; reordered at most "
+           f"{fmt(_max(x['reordered'] for x in on))}, duplicated at most "
+           f"{fmt(_max(x['dups'] for x in on))} datagrams in any run; "
+           "copies that reached the guest's socket (broadcast, at "
+           "least): at most "
+           f"{fmt(_max(x['copies'] for x in on if x['to'] == 'broadcast'))}"
+           " per run."]
+    off = [x for x in rows if not x["on"] and x["to"] == "broadcast"]
+    if off:
+        out.append("- Netpass off, broadcast: duplicated datagrams per "
+                   "migration, median (max): " + ", ".join(
+                       f"{fmt(x['dups_med'])} ({fmt(x['dups'])}) "
+                       f"{x['profile']} {x['mode']} {x['rate']}/s"
+                       for x in off) + ".")
+    if failed:
+        out.append(f"- {failed} runs failed (see the records' error).")
+    return "\n".join(out)
+
+
+def memflood_table(recs):
+    head = ("N", "completed", "bound (bytes)", "reached netpass: min "
+            "(x the bound)", "kept (bytes, as counted): max",
+            "source resident memory growth: median / max (KiB)",
+            "destination resident memory growth: median / max (KiB)")
+    ok = [r for r in recs if r.get("ok")]
+    src = [r["src_rss_kib"]["growth"] for r in ok]
+    dst = [r["dst_rss_kib"]["growth"] for r in ok]
+    reached = min((r["reached_cost"] for r in ok), default=None)
+    bound = distinct(recs, lambda r: r["bound"])
+    return md_table(head, [(
+        len(recs), len(ok), bound,
+        f"{reached} ({reached / ok[0]['bound']:.1f}x)" if ok else "-",
+        max((r["kept_cost"] for r in ok), default="-"),
+        f"{fmt(med(src))} / {fmt(max(src, default=None))}",
+        f"{fmt(med(dst))} / {fmt(max(dst, default=None))}")])
 
 
 def capacity_table(recs):
@@ -693,6 +824,28 @@ def readme_section():
                   f"{distinct(vm, lambda r: r['profile'])}; otherwise set "
                   f"up as above ({provenance(vm, 'downtime.jsonl')}).",
                   vm_started_table(vm)]
+    matrix = load("matrix.jsonl")
+    if matrix:
+        parts += ["### Unicast and broadcast, 2k and 5k/s (issue 11)",
+                  "`make matrix` (`lab.py matrix`): UDP to the guest's "
+                  "address, and to the segment's broadcast address, which "
+                  "the bridge floods to both QEMUs (the guest echoes each "
+                  "datagram to the sender), at each rate, both profiles, "
+                  "precopy and postcopy, netpass off and on, otherwise "
+                  f"set up as above ({provenance(matrix, 'matrix.jsonl')})"
+                  ". *Host side*: unicast, datagrams that never reached "
+                  "the guest (the difference of its counters, as above); "
+                  "broadcast, where the guest may receive a datagram "
+                  "twice, the datagrams lost that the guest's own drops "
+                  "(its socket, its echo) and the way back do not "
+                  "explain: a lower bound, exact when no copy reached "
+                  "the guest. *Copies that reached the guest*: datagrams "
+                  "at its socket beyond those sent (seen twice by the "
+                  "echo, or dropped by the full socket). *Copies netpass "
+                  "removed*: its dropped-early and dropped-duplicate, "
+                  "both sides.",
+                  matrix_table(matrix_rows(matrix)),
+                  matrix_claims(matrix_rows(matrix))]
     flood = load("flood.jsonl")
     if flood:
         parts += ["### Flood: far above what the bound holds",
@@ -701,6 +854,30 @@ def readme_section():
                   f"{distinct(flood, lambda r: r['profile'])} "
                   f"({provenance(flood, 'flood.jsonl')}).",
                   flood_table(flood)]
+    mf = load("memflood.jsonl")
+    if mf:
+        parts += ["### Memory under a flood of tiny frames (issue 11)",
+                  "`make memflood` (`lab.py memflood`): precopy with "
+                  "pause-before-switchover, so that the source stays "
+                  "stopped, capturing, while the traffic host sends the "
+                  "guest UDP datagrams of "
+                  f"{distinct(mf, lambda r: r['size'])} payload bytes "
+                  f"(frames of {distinct(mf, lambda r: r['size'] + 42)} "
+                  f"bytes) at {distinct(mf, lambda r: r['rate'])}/s for "
+                  f"{distinct(mf, lambda r: r['setup']['traffic']['seconds'])}"
+                  " s, netpass-max-bytes the same on both sides. *Reached "
+                  "netpass*: the frames its filter saw (kept or dropped "
+                  "for the bound), at what netpass counts per frame (its "
+                  "bytes with the virtio-net header, and 16 bytes of "
+                  "bookkeeping). *Resident memory growth*: the QEMU's "
+                  "VmRSS, sampled every 10 ms, at its highest minus its "
+                  "highest in the 0.5 s before: on the source from the "
+                  "flood's start until it ended, on the destination "
+                  "from the switchover until the migration completed "
+                  "(the forwarded section, and the copies the NIC's "
+                  "queue makes of the injected frames until the guest "
+                  f"takes them) ({provenance(mf, 'memflood.jsonl')}).",
+                  memflood_table(mf)]
     cap = load("capacity.jsonl")
     if cap:
         parts += ["### The guest's echo capacity, no migration",

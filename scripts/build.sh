@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configure (once) and build what the tests and the demo need.
 #   build.sh          the work tree (base + series) into work/build
+#                     (or BUILD_DIR; SANITIZE=1 adds ASan and UBSan)
 #   build.sh base     the unpatched base into work/build-base
 # Extra ninja targets may follow.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +26,11 @@ conf=(--target-list=x86_64-softmmu --disable-docs --disable-user
       --firmwarepath=$fwpath
       --disable-gtk --disable-sdl --disable-vnc --disable-spice
       --disable-opengl --disable-virglrenderer)
+# SANITIZE=1 (scripts/sanitize.sh, into its own build directory):
+# AddressSanitizer and UBSan
+if [[ ${SANITIZE:-0} = 1 ]]; then
+    conf+=(--enable-asan --enable-ubsan)
+fi
 if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
     say "build: configuring ${build#"$TOP"/}"
     rm -rf "$build"

@@ -22,6 +22,8 @@
 #   CHECK_TIME_SCALE=N  multiplies every time limit (a slower machine; a
 #                    fraction shortens them, as check-breakage.sh does)
 #   CHECK_OUT=DIR    where logs go (default work/check)
+#   CHECK_QTEST_CASES="/x86_64/migration/netpass ..."  migration-test runs
+#                    only the cases under these paths (scripts/sanitize.sh)
 . "$(dirname "$0")/lib.sh"
 out=${CHECK_OUT:-$WORK/check}
 rm -rf "$out"
@@ -147,9 +149,29 @@ skip_ok=
 if ! [[ -e /proc/sys/vm/unprivileged_userfaultfd ]]; then
     skip_ok=userfaultfd
 fi
+# Likewise a multiqueue tap device (the multiqueue case): not without
+# /dev/net/tun or the right to create one (the test's own probe)
+probe=npchk$$
+if ip tuntap add dev "$probe" mode tap multi_queue 2>/dev/null; then
+    ip tuntap del dev "$probe" mode tap multi_queue
+else
+    skip_ok=${skip_ok:+$skip_ok|}/dev/net/tun
+fi
 if wanted qtest; then
     say "check: migration-test, accelerator: $accel"
     series_cases > "$out/series-cases"
+    only=()
+    if [[ -n ${CHECK_QTEST_CASES:-} ]]; then
+        # Only these (prefixes of case paths), each series case among
+        # them still a must
+        for c in $CHECK_QTEST_CASES; do
+            only+=(-p "$c")
+        done
+        printf '%s\n' $CHECK_QTEST_CASES > "$out/qtest-cases"
+        grep -F -f "$out/qtest-cases" "$out/series-cases" \
+            > "$out/series-cases.only" || true
+        mv "$out/series-cases.only" "$out/series-cases"
+    fi
     if [[ ! -s $out/series-cases ]]; then
         result fail "series cases" "found no migration_test_add() in the series' test files"
     fi
@@ -158,7 +180,7 @@ if wanted qtest; then
         full=(--full)
     fi
     migration_test migration-test --must-pass "$out/series-cases" \
-        ${skip_ok:+--skip-ok "$skip_ok"} -- "${full[@]}"
+        ${skip_ok:+--skip-ok "$skip_ok"} -- "${full[@]}" "${only[@]}"
 fi
 if wanted compat; then
     # The base without the series. Debian's packaged QEMU (10.0) cannot

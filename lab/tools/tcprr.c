@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 {
     struct traffic_args a = {
         .prog = "tcprr", .unit = "messages", .max_rate = MAX_RATE,
-        .drain_ms = 3000,
+        .drain_ms = 3000, .size = sizeof(struct msg),
+        .min_size = sizeof(struct msg), .max_size = sizeof(struct msg),
     };
     uint64_t *send_ns, *answer_ns, *rtts;
     uint64_t start, interval, end, next, sent = 0, answered = 0;

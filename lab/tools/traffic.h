@@ -5,6 +5,7 @@
  * records use, and their common command line:
  *
  *     PROG -d IPV4 -p PORT -r RATE -n COUNT [-w DRAIN_MS] [-o RECORDS]
+ *          [-s SIZE]
  *
  * A usage error prints the usage line and exits with status 2.
  */
@@ -28,6 +29,8 @@ struct traffic_args {
     const char *prog;
     const char *unit;           /* what RATE counts, per second */
     unsigned long max_rate;
+    /* Payload bytes of each datagram (-s), within min_size..max_size */
+    unsigned long size, min_size, max_size;
     struct sockaddr_in dst;
     unsigned long rate, count, drain_ms;
     const char *out;            /* the records' file, or NULL */
@@ -67,10 +70,11 @@ static inline void traffic_usage(const struct traffic_args *a)
 {
     fprintf(stderr,
             "usage: %s -d IPV4 -p PORT -r RATE -n COUNT [-w DRAIN_MS]"
-            " [-o RECORDS]\n"
-            "  RATE 1..%lu %s/s, COUNT 1..%u, DRAIN_MS 0..%u (default %lu)\n",
+            " [-o RECORDS] [-s SIZE]\n"
+            "  RATE 1..%lu %s/s, COUNT 1..%u, DRAIN_MS 0..%u (default %lu),"
+            " SIZE %lu..%lu bytes (default %lu)\n",
             a->prog, a->max_rate, a->unit, MAX_COUNT, MAX_DRAIN_MS,
-            a->drain_ms);
+            a->drain_ms, a->min_size, a->max_size, a->size);
     exit(2);
 }
 
@@ -98,7 +102,7 @@ static inline void traffic_parse(struct traffic_args *a, int argc,
     int have_dst = 0, opt;
 
     a->dst.sin_family = AF_INET;
-    while ((opt = getopt(argc, argv, "d:p:r:n:w:o:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:r:n:w:o:s:")) != -1) {
         switch (opt) {
         case 'd':
             if (inet_pton(AF_INET, optarg, &a->dst.sin_addr) != 1) {
@@ -120,6 +124,9 @@ static inline void traffic_parse(struct traffic_args *a, int argc,
             break;
         case 'o':
             a->out = optarg;
+            break;
+        case 's':
+            a->size = traffic_num(a, optarg, a->min_size, a->max_size);
             break;
         default:
             traffic_usage(a);

@@ -48,7 +48,8 @@ int main(int argc, char **argv)
 {
     struct traffic_args a = {
         .prog = "udpblast", .unit = "datagrams", .max_rate = MAX_RATE,
-        .drain_ms = 2000,
+        .drain_ms = 2000, .size = PAYLOAD, .min_size = sizeof(struct wire),
+        .max_size = PAYLOAD,
     };
     struct rec *recs;
     uint64_t start, interval, end, next, sent = 0, echoed = 0, dups = 0;
@@ -87,8 +88,8 @@ int main(int argc, char **argv)
             char pkt[PAYLOAD] = { 0 };
 
             memcpy(pkt, &w, sizeof(w));
-            if (sendto(fd, pkt, sizeof(pkt), MSG_DONTWAIT, (void *)&a.dst,
-                       sizeof(a.dst)) == sizeof(pkt)) {
+            if (sendto(fd, pkt, a.size, MSG_DONTWAIT, (void *)&a.dst,
+                       sizeof(a.dst)) == (ssize_t)a.size) {
                 recs[sent++].send_ns = t;
             } else {
                 send_failed++;

@@ -204,7 +204,8 @@ def environment(args):
         "accel": accelerator(), "machine": MACHINE,
         "guest": {"kernel": guest_kernel, "mem_mib": args.mem, "vcpus": 1,
                   "dirty": f"{args.dirty_pages} pages/s over "
-                           f"{args.dirty_mib} MiB"},
+                           f"{args.dirty_mib} MiB" if args.dirty_mib
+                           else "none"},
     }, **({"note": args.note} if args.note else {}))
 
 
@@ -216,8 +217,9 @@ def start_vm(topo, rundir, name, tap, extra, args):
         "-kernel", os.path.join(GUEST, "vmlinuz"),
         "-initrd", os.path.join(GUEST, "initrd"),
         "-append", f"console=ttyS0 quiet panic=-1 lab.ip={GUEST_IP}/24 "
-                   f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
-                   f"lab.profile={topo.profile}",
+                   + (f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
+                      if args.dirty_mib else "")
+                   + f"lab.profile={topo.profile}",
         "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},romfile=",
         "-serial", f"file:{os.path.join(rundir, name + '.console')}",
@@ -444,6 +446,20 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
                          for s, e in near]}
 
 
+def main_thread_faults(rundir, vm):
+    """Page requests of a postcopy destination's main thread (the
+    postcopy_ram_fault_thread_request trace, if enabled): while one
+    waits, the main loop reads no backend"""
+    pat = re.compile(r"postcopy_ram_fault_thread_request .* pid=(\d+)")
+    count = 0
+    with open(os.path.join(rundir, f"{vm.name}.trace"),
+              errors="replace") as f:
+        for line in f:
+            m = pat.search(line)
+            count += bool(m and int(m.group(1)) == vm.proc.pid)
+    return count
+
+
 def one_migration(topo, args, env, point, rundir, rep):
     """Boot, send traffic, migrate, collect. Returns the run's record.
     point: mode, traffic, rate, features (capabilities set on both
@@ -481,11 +497,16 @@ def one_migration(topo, args, env, point, rundir, rep):
             raise RuntimeError("guest does not answer before migration")
 
         caps = [{"capability": "postcopy-ram", "state": mode == "postcopy"}]
+        if args.preempt and mode == "postcopy":
+            caps.append({"capability": "postcopy-preempt", "state": True})
         caps += [{"capability": c, "state": True}
                  for c in (["return-path"] + list(features) if features
                            else [])]
         for vm in (src, dst):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+        if args.blocktime and mode == "postcopy":
+            dst.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "postcopy-blocktime", "state": True}])
         # Postcopy runs: slow precopy down so that it cannot complete
         # before migrate-start-postcopy; postcopy itself is unlimited.
         params = {"max-bandwidth": (32 << 20) if mode == "postcopy"
@@ -535,6 +556,12 @@ def one_migration(topo, args, env, point, rundir, rep):
         rec["total_time_ms"] = info.get("total-time")
         rec["netpass_src"] = info.get("netpass")
         rec["netpass_dst"] = dinfo.get("netpass")
+        if args.blocktime and mode == "postcopy":
+            rec["blocktime"] = dict(
+                {k: dinfo.get(k) for k in (
+                    "postcopy-blocktime", "postcopy-latency",
+                    "postcopy-non-vcpu-latency", "postcopy-latency-dist")},
+                main_thread_faults=main_thread_faults(rundir, dst))
 
         summary = json.loads(proc.communicate(
             timeout=args.seconds + 60)[0])
@@ -731,17 +758,35 @@ def rss_kib(vm):
     raise RuntimeError(f"no VmRSS for {vm.name}")
 
 
+# Mappings at least this big are the guest's RAM and TCG's translation
+# buffer, which the guest's run fills; the rest is QEMU's own memory
+# (malloc's heap and arenas, stacks, libraries)
+BIG_MAPPING_KIB = 128 << 10
+
+
+def own_kib(vm):
+    """The QEMU's resident memory outside its big mappings, KiB"""
+    total = size = 0
+    with open(f"/proc/{vm.proc.pid}/smaps") as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("Rss:") and size < BIG_MAPPING_KIB:
+                total += int(line.split()[1])
+    return total
+
+
 def sample_rss(vm, seconds, until=None, limit=120, every=0.01):
-    """VmRSS every @every s: for @seconds, or if @until is given, until
-    @until() is true (asked every 0.1 s) and @seconds more; never past
-    @limit s (then it raises). [KiB]"""
+    """(VmRSS, own_kib()) every @every s: for @seconds, or if @until is
+    given, until @until() is true (asked every 0.1 s) and @seconds more;
+    never past @limit s (then it raises). [KiB]"""
     out = []
     now = time.monotonic()
     end, give_up, asked = (None if until else now + seconds), now + limit, 0
     while end is None or now < end:
         if now > give_up:
             raise RuntimeError(f"{vm.name}: not done after {limit} s")
-        out.append(rss_kib(vm))
+        out.append((rss_kib(vm), own_kib(vm)))
         time.sleep(every)
         now = time.monotonic()
         if end is None and now - asked >= 0.1:
@@ -751,6 +796,12 @@ def sample_rss(vm, seconds, until=None, limit=120, every=0.01):
     return out
 
 
+def growth(base, during, i):
+    """Peak of @during over the highest of @base, of sample_rss()'s i-th"""
+    b, p = max(x[i] for x in base), max(x[i] for x in during)
+    return {"base_max": b, "peak": p, "growth": p - b}
+
+
 # Frames of a UDP datagram with a payload of @size bytes, as netpass
 # keeps them: Ethernet, IPv4 and UDP headers, and the tap's virtio-net
 # header (12 bytes)
@@ -758,14 +809,18 @@ def frame_len(size):
     return 14 + 20 + 8 + size + 12
 
 
-def memflood_one(topo, args, env, rundir, rep):
+def memflood_one(topo, args, env, rundir, rep, features):
     """A flood of tiny frames at far more than netpass-max-bytes during a
     switchover held open (pause-before-switchover): each side's resident
-    memory against the bound."""
+    memory against the bound.  With netpass off, the same run gives what
+    the switchover itself costs each side (the last RAM pass, the device
+    state): netpass's share is the difference."""
     os.makedirs(rundir, exist_ok=True)
     bound, size = args.netpass_max_bytes, args.flood_size
     count = int(args.udp_rate * args.seconds)
+    on = "netpass" in features
     rec = {"campaign": "memflood", "rep": rep, "mode": "precopy",
+           "features": "+".join(features) or "-",
            "profile": topo.profile, "rate": args.udp_rate, "size": size,
            "sent_frames": count, "bound": bound,
            "offered_cost": count * (frame_len(size) + NETPASS_FRAME_HEADER),
@@ -785,21 +840,22 @@ def memflood_one(topo, args, env, rundir, rep):
                 not guest_answers(topo, rundir):
             raise RuntimeError("guest not ready")
         caps = [{"capability": c, "state": True}
-                for c in ("return-path", "netpass")]
+                for c in ["return-path"] + list(features)]
         for vm in (src, dst):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-            vm.qmp.cmd("migrate-set-parameters", **{
-                "netpass-max-bytes": bound})
+            if on:
+                vm.qmp.cmd("migrate-set-parameters", **{
+                    "netpass-max-bytes": bound})
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": "pause-before-switchover", "state": True}])
         params = {"max-bandwidth": 1 << 30, "downtime-limit": 300}
         src.qmp.cmd("migrate-set-parameters", **params)
         caps_src, params_src = settings(src, params)
         caps_dst, params_dst = settings(dst, {})
+        np_params = {"netpass-max-bytes": bound} if on else {}
         setup.update(caps={"src": caps_src, "dst": caps_dst},
-                     params={"src": dict(params_src, **{
-                         "netpass-max-bytes": bound}),
-                         "dst": {"netpass-max-bytes": bound}})
+                     params={"src": dict(params_src, **np_params),
+                             "dst": np_params})
         rec["setup"] = setup
         dst.qmp.cmd("migrate-incoming", uri=uri)
         src.qmp.cmd("migrate", uri=uri)
@@ -820,8 +876,8 @@ def memflood_one(topo, args, env, rundir, rep):
         rec["offered_cost"] = summary["sent"] * (frame_len(size) +
                                                  NETPASS_FRAME_HEADER)
         src_np = src.qmp.cmd("query-migrate").get("netpass") or {}
-        rec["src_rss_kib"] = {"base_max": max(base), "peak": max(during),
-                              "growth": max(during) - max(base)}
+        rec["src_rss_kib"] = growth(base, during, 0)
+        rec["src_own_kib"] = growth(base, during, 1)
         dbase = sample_rss(dst, 0.5)
         src.qmp.cmd("migrate-continue", state="pre-switchover")
         done = {}
@@ -839,8 +895,8 @@ def memflood_one(topo, args, env, rundir, rep):
         rec["status_dst"] = dinfo.get("status")
         rec["netpass_src"] = info.get("netpass") or src_np
         rec["netpass_dst"] = dinfo.get("netpass")
-        rec["dst_rss_kib"] = {"base_max": max(dbase), "peak": max(dduring),
-                              "growth": max(dduring) - max(dbase)}
+        rec["dst_rss_kib"] = growth(dbase, dduring, 0)
+        rec["dst_own_kib"] = growth(dbase, dduring, 1)
         kept = rec["netpass_src"].get("captured-frames", 0)
         # What reached netpass (the TAP's own queue may drop some first)
         rec["reached_cost"] = (kept + rec["netpass_src"].get(
@@ -864,29 +920,34 @@ def memflood_one(topo, args, env, rundir, rep):
     return rec
 
 
-def memflood_campaign(args, reps):
+def memflood_campaign(args, reps, feature_sets):
     out = results_dir(args)
     env = environment(args)
     files = record_files(args, out)
     recs = []
     try:
         for rep in range(reps):
-            with Topology((args.profiles or "default").split(",")[0]) as t:
-                r = memflood_one(t, args, env,
-                                 os.path.join(out, f"memflood-{rep}"), rep)
-            recs.append(r)
-            for f in files:
-                f.write(json.dumps(r, sort_keys=True) + "\n")
-                f.flush()
-            print(f"memflood run {rep + 1}: "
-                  + (f"FAILED: {r.get('error')}" if "error" in r else
-                     f"bound {r['bound']} B, offered "
-                     f"{r['offered_cost']} B ({r['sent']} frames), reached "
-                     f"{r['reached_cost']} B, kept "
-                     f"{r['kept_cost']} B; source RSS +"
-                     f"{r['src_rss_kib']['growth']} KiB, destination RSS +"
-                     f"{r['dst_rss_kib']['growth']} KiB; "
-                     f"{r['netpass_src']}"), flush=True)
+            for fs in feature_sets:
+                name = "+".join(fs) or "off"
+                with Topology((args.profiles or "default")
+                              .split(",")[0]) as t:
+                    r = memflood_one(t, args, env, os.path.join(
+                        out, f"memflood-{name}-{rep}"), rep, fs)
+                recs.append(r)
+                for f in files:
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
+                    f.flush()
+                print(f"memflood {r['features']} run {rep + 1}: " + (
+                    f"FAILED: {r.get('error')}" if "error" in r else
+                    f"bound {r['bound']} B, offered "
+                    f"{r['offered_cost']} B ({r['sent']} frames), reached "
+                    f"{r['reached_cost']} B, kept "
+                    f"{r['kept_cost']} B; source RSS +"
+                    f"{r['src_rss_kib']['growth']} KiB (own +"
+                    f"{r['src_own_kib']['growth']}), destination RSS +"
+                    f"{r['dst_rss_kib']['growth']} KiB (own +"
+                    f"{r['dst_own_kib']['growth']}); "
+                    f"{r['netpass_src']}"), flush=True)
     finally:
         for f in files:
             f.close()
@@ -1575,7 +1636,8 @@ def main():
                                      "smoke", "faults", "linkfail",
                                      "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
-    ap.add_argument("--dirty-mib", type=int, default=64)
+    ap.add_argument("--dirty-mib", type=int, default=64,
+                    help="the guest's dirtying buffer, 0 for none")
     ap.add_argument("--dirty-pages", type=int, default=2000,
                     help="pages the guest dirties per second")
     ap.add_argument("--seconds", type=float, default=8,
@@ -1615,6 +1677,14 @@ def main():
                     help="record what reaches each NIC in "
                     "RUNDIR/{src,dst}.pcap (an investigation, not a "
                     "published run: it slows the QEMUs)")
+    ap.add_argument("--preempt", action="store_true",
+                    help="postcopy runs: postcopy-preempt on both sides "
+                    "(page requests answered on a channel of their own)")
+    ap.add_argument("--blocktime", action="store_true",
+                    help="postcopy runs: postcopy-blocktime on the "
+                    "destination, its page fault latencies in the record "
+                    "(with --trace postcopy_ram_fault_thread_request, the "
+                    "main thread's page requests too)")
     ap.add_argument("--trace", action="append",
                     help="a QEMU trace event pattern to enable too "
                     "(RUNDIR/{src,dst}.trace)")
@@ -1687,7 +1757,7 @@ def main():
         recs = fault_campaign(args, faults, args.reps)
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "memflood":
-        recs = memflood_campaign(args, args.reps)
+        recs = memflood_campaign(args, args.reps, netpass)
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "linkfail":
         recs = linkfail_campaign(args, args.reps)

@@ -38,9 +38,11 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$out/san \
 sanitizer_reports "$out" || rc=1
 
 say "sanitize: leaks of netpass set up and torn down again and again"
+# The slow unwinder: glib has no frame pointers, so the fast one stops
+# at g_malloc() and no leak could be traced to the code that made it
 leaks=$WORK/check-asan-leaks
 rm -rf "$leaks"; mkdir -p "$leaks"
-ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:log_path=$leaks/san \
+ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:halt_on_error=1:log_path=$leaks/san \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$leaks/san \
     LSAN_OPTIONS=exitcode=0 \
     CHECK_ONLY=qtest CHECK_OUT=$leaks CHECK_TIME_SCALE=$scale \
@@ -53,7 +55,7 @@ sanitizer_reports "$leaks" || rc=1
 import glob, re, sys
 ours = re.compile(r"netpass|netfilter_pass_on|qemu_net_queue_take|"
                   r"qemu_take_queued_packets|vm_started|post_start")
-total = series = 0
+total = series = blind = 0
 for log in glob.glob(sys.argv[1] + "/san.*"):
     for block in re.split(r"\n\s*\n", open(log, errors="replace").read()):
         if re.search(r"(Direct|Indirect) leak of", block):
@@ -61,8 +63,12 @@ for log in glob.glob(sys.argv[1] + "/san.*"):
             if ours.search(block):
                 series += 1
                 print(block, file=sys.stderr)
-print(f"sanitize: {total} leak reports, {series} through the series' code")
-sys.exit(1 if series else 0)
+            elif "/qemu/" not in block:
+                # No frame of QEMU's: nothing to judge it by
+                blind += 1
+print(f"sanitize: {total} leak reports, {series} through the series' "
+      f"code, {blind} with no QEMU frame in their stack")
+sys.exit(1 if series or blind else 0)
 PY
 if ((rc)); then
     say "sanitize: FAILED (reports above; logs in $out and $leaks)"

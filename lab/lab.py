@@ -342,9 +342,11 @@ def read_records(path):
         return [tuple(int(x) for x in line.split()[:3]) for line in f]
 
 
-# What netpass counts for each frame it keeps besides its bytes
-# (sizeof(NetpassFrame) on x86_64)
-NETPASS_FRAME_HEADER = 16
+def netpass_cost(n):
+    """What netpass counts for a frame of @n bytes it keeps: its header
+    (sizeof(NetpassFrame) on x86_64) and the allocator's size word, the
+    block rounded to 16 bytes"""
+    return (16 + n + 8 + 15) // 16 * 16
 
 # netpass's counters of frames it lost, and of the copies it removed on
 # purpose (frames that the other host's guest got too)
@@ -823,7 +825,7 @@ def memflood_one(topo, args, env, rundir, rep, features):
            "features": "+".join(features) or "-",
            "profile": topo.profile, "rate": args.udp_rate, "size": size,
            "sent_frames": count, "bound": bound,
-           "offered_cost": count * (frame_len(size) + NETPASS_FRAME_HEADER),
+           "offered_cost": count * netpass_cost(frame_len(size)),
            "date": datetime.datetime.now(datetime.timezone.utc)
                    .strftime("%Y-%m-%dT%H:%M:%SZ")}
     setup = dict(env, traffic={"kind": "udp", "rate": args.udp_rate,
@@ -873,8 +875,8 @@ def memflood_one(topo, args, env, rundir, rep, features):
         during = sample_rss(src, 0.5, until=lambda: proc.poll() is not None)
         summary = json.loads(proc.communicate(timeout=60)[0])
         rec["sent"] = summary["sent"]
-        rec["offered_cost"] = summary["sent"] * (frame_len(size) +
-                                                 NETPASS_FRAME_HEADER)
+        rec["offered_cost"] = summary["sent"] * netpass_cost(
+            frame_len(size))
         src_np = src.qmp.cmd("query-migrate").get("netpass") or {}
         rec["src_rss_kib"] = growth(base, during, 0)
         rec["src_own_kib"] = growth(base, during, 1)
@@ -900,9 +902,9 @@ def memflood_one(topo, args, env, rundir, rep, features):
         kept = rec["netpass_src"].get("captured-frames", 0)
         # What reached netpass (the TAP's own queue may drop some first)
         rec["reached_cost"] = (kept + rec["netpass_src"].get(
-            "dropped-bound", 0)) * (frame_len(size) + NETPASS_FRAME_HEADER)
-        rec["kept_cost"] = (rec["netpass_src"].get("captured-bytes", 0) +
-                            kept * NETPASS_FRAME_HEADER)
+            "dropped-bound", 0)) * netpass_cost(frame_len(size))
+        # The flood's frames all have the same length
+        rec["kept_cost"] = kept * netpass_cost(frame_len(size))
         # A measurement: the figures are in the record, the table
         rec["ok"] = (rec["status_src"] == "completed" and
                      rec["status_dst"] == "completed")

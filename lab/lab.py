@@ -499,8 +499,6 @@ def one_migration(topo, args, env, point, rundir, rep):
             raise RuntimeError("guest does not answer before migration")
 
         caps = [{"capability": "postcopy-ram", "state": mode == "postcopy"}]
-        if args.preempt and mode == "postcopy":
-            caps.append({"capability": "postcopy-preempt", "state": True})
         caps += [{"capability": c, "state": True}
                  for c in (["return-path"] + list(features) if features
                            else [])]
@@ -1679,9 +1677,6 @@ def main():
                     help="record what reaches each NIC in "
                     "RUNDIR/{src,dst}.pcap (an investigation, not a "
                     "published run: it slows the QEMUs)")
-    ap.add_argument("--preempt", action="store_true",
-                    help="postcopy runs: postcopy-preempt on both sides "
-                    "(page requests answered on a channel of their own)")
     ap.add_argument("--blocktime", action="store_true",
                     help="postcopy runs: postcopy-blocktime on the "
                     "destination, its page fault latencies in the record "

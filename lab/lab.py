@@ -448,10 +448,12 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
                          for s, e in near]}
 
 
-def main_thread_faults(rundir, vm):
-    """Page requests of a postcopy destination's main thread (the
-    postcopy_ram_fault_thread_request trace, if enabled): while one
-    waits, the main loop reads no backend"""
+def main_thread_faults(rundir, vm, traced):
+    """Page requests of a postcopy destination's main thread, from the
+    postcopy_ram_fault_thread_request trace (None unless @traced): while
+    one waits, the main loop reads no backend"""
+    if not traced:
+        return None
     pat = re.compile(r"postcopy_ram_fault_thread_request .* pid=(\d+)")
     count = 0
     with open(os.path.join(rundir, f"{vm.name}.trace"),
@@ -561,7 +563,9 @@ def one_migration(topo, args, env, point, rundir, rep):
                 {k: dinfo.get(k) for k in (
                     "postcopy-blocktime", "postcopy-latency",
                     "postcopy-non-vcpu-latency", "postcopy-latency-dist")},
-                main_thread_faults=main_thread_faults(rundir, dst))
+                main_thread_faults=main_thread_faults(
+                    rundir, dst, any("postcopy_ram_fault_thread_request"
+                                     in t for t in args.trace or [])))
 
         summary = json.loads(proc.communicate(
             timeout=args.seconds + 60)[0])
@@ -709,6 +713,16 @@ def record_files(args, out):
     return files
 
 
+def write_record(files, r):
+    """@r as a line of each of @files; its rundir, a local path, only in
+    the first (the campaign's own runs.jsonl)"""
+    for f in files:
+        f.write(json.dumps({k: v for k, v in r.items()
+                            if k != "rundir" or f is files[0]},
+                           sort_keys=True) + "\n")
+        f.flush()
+
+
 def campaign(args, profiles, points, reps):
     """Every profile x point, reps times (or the point's own "reps"), in
     rounds (so that a slow spell of the machine spreads over all points);
@@ -733,12 +747,7 @@ def campaign(args, profiles, points, reps):
                         r = one_migration(topo, args, env, p, rd, rep)
                     r["rundir"] = rd
                     recs.append(r)
-                    for f in files:
-                        f.write(json.dumps(
-                            {k: v for k, v in r.items()
-                             if k != "rundir" or f is files[0]},
-                            sort_keys=True) + "\n")
-                        f.flush()
+                    write_record(files, r)
                     print(run_line(r), flush=True)
     finally:
         for f in files:
@@ -934,9 +943,7 @@ def memflood_campaign(args, reps, feature_sets):
                     r = memflood_one(t, args, env, os.path.join(
                         out, f"memflood-{name}-{rep}"), rep, fs)
                 recs.append(r)
-                for f in files:
-                    f.write(json.dumps(r, sort_keys=True) + "\n")
-                    f.flush()
+                write_record(files, r)
                 print(f"memflood {r['features']} run {rep + 1}: " + (
                     f"FAILED: {r.get('error')}" if "error" in r else
                     f"bound {r['bound']} B, offered "
@@ -1350,9 +1357,7 @@ def fault_campaign(args, faults, reps):
                 with Topology("default") as topo:
                     r = fault_migration(topo, args, env, fault, rd, rep)
                 recs.append(r)
-                for f in files:
-                    f.write(json.dumps(r, sort_keys=True) + "\n")
-                    f.flush()
+                write_record(files, r)
                 print(f"{fault} #{rep}: src {r.get('status_src')}/"
                       f"{r.get('run_src')}, dst {r.get('status_dst')}/"
                       f"{r.get('run_dst')}, one running "
@@ -1595,9 +1600,7 @@ def linkfail_campaign(args, reps):
                                                    transport, load, period,
                                                    rd, rep)
                         recs.append(r)
-                        for f in files:
-                            f.write(json.dumps(r, sort_keys=True) + "\n")
-                            f.flush()
+                        write_record(files, r)
                         print(f"{transport} {load} keepalive {period} "
                               f"#{rep}: paused src {r.get('src_paused_ms')}"
                               f" dst {r.get('dst_paused_ms')} ms, gave up "

@@ -13,7 +13,8 @@ if [[ ${1:-} = base ]]; then
 else
     src=$QEMU_DIR build=$BUILD_DIR
     targets=(qemu-system-x86_64 tests/qtest/migration-test
-             tests/unit/test-vmstate tests/unit/test-qemu-file)
+             tests/unit/test-vmstate tests/unit/test-qemu-file
+             tests/unit/test-net-checksum)
 fi
 [[ -f $src/configure ]] || die "no source at $src (run 'make fetch apply')"
 

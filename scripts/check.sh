@@ -86,7 +86,7 @@ fi
 
 # 3. Unit tests the series touches.
 if wanted unit; then
-    for t in test-qemu-file test-vmstate; do
+    for t in test-qemu-file test-vmstate test-net-checksum; do
         bin=$BUILD_DIR/tests/unit/$t
         if [[ -x $bin ]]; then
             say "check: tests/unit/$t"

@@ -53,7 +53,9 @@ import os
 import platform
 import re
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -464,6 +466,68 @@ def main_thread_faults(rundir, vm, traced):
     return count
 
 
+EARLY_MARK = b"netpass-early-unicast"
+EARLY_SOURCE_MAC = bytes.fromhex("020000000001")
+SEND_RAW = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+            "s.bind((sys.argv[1], 0))\n"
+            "for f in sys.argv[2:]:\n"
+            "    s.send(bytes.fromhex(f))\n")
+
+
+def ip_checksum(header):
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def send_early_unicast(topo, count):
+    """Unicast datagrams to the guest written straight into the
+    destination's TAP while it has not started, as a network told of the
+    migration early would send them (the bridge sends the guest's frames
+    to the source's TAP)."""
+    mac = bytes.fromhex(GUEST_MAC.replace(":", ""))
+    frames = []
+    for i in range(count):
+        payload = EARLY_MARK + struct.pack("!I", i)
+        udp = struct.pack("!HHHH", 40000, int(ECHO_PORT), 8 + len(payload),
+                          0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64,
+                         17, 0, socket.inet_aton(HOST_IP),
+                         socket.inet_aton(GUEST_IP))
+        ip = ip[:10] + struct.pack("!H", ip_checksum(ip)) + ip[12:]
+        frames.append(mac + EARLY_SOURCE_MAC + b"\x08\x00" + ip + udp)
+    sh("ip", "netns", "exec", topo.br, sys.executable, "-c", SEND_RAW,
+       "tap-dst", *[f.hex() for f in frames])
+
+
+def pcap_frames(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, off + 8)[0]
+        yield data[off + 16:off + 16 + caplen]
+        off += 16 + caplen
+
+
+def early_unicast_seen(rundir, count):
+    """How the early datagrams reached the destination's NIC (its
+    filter-dump, --dump): intact, or with the wrong virtio-net header
+    length (the dump strips the current one: the frame is shifted); and
+    how many the guest answered (its echo goes to a port the traffic host
+    does not listen on: the ICMP error that comes back quotes it)."""
+    mac = bytes.fromhex(GUEST_MAC.replace(":", ""))
+    ours = EARLY_SOURCE_MAC
+    seen = [f for f in pcap_frames(os.path.join(rundir, "dst.pcap"))
+            if EARLY_MARK in f]
+    sent = [f for f in seen if ours in f[:16]]
+    intact = sum(f.startswith(mac + ours) for f in sent)
+    return {"sent": count, "intact": intact, "mangled": len(sent) - intact,
+            "answered": len(seen) - len(sent)}
+
+
 def one_migration(topo, args, env, point, rundir, rep):
     """Boot, send traffic, migrate, collect. Returns the run's record.
     point: mode, traffic, rate, features (capabilities set on both
@@ -543,6 +607,8 @@ def one_migration(topo, args, env, point, rundir, rep):
         src.qmp.cmd("migrate", uri=uri)
         if mode == "postcopy":
             wait_status(src.qmp, {"active"}, 30)
+            if args.early_unicast:
+                send_early_unicast(topo, args.early_unicast)
             time.sleep(0.5)
             src.qmp.cmd("migrate-start-postcopy")
         info = wait_status(src.qmp, {"completed", "failed", "cancelled"},
@@ -570,6 +636,9 @@ def one_migration(topo, args, env, point, rundir, rep):
         summary = json.loads(proc.communicate(
             timeout=args.seconds + 60)[0])
         proc = None
+        if args.early_unicast and args.dump and mode == "postcopy":
+            rec["early_unicast"] = early_unicast_seen(rundir,
+                                                      args.early_unicast)
         after = guest_counters(topo)
         taps_after = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
         host_after = topo.host_udp_rcvbuf_errors()
@@ -1680,6 +1749,11 @@ def main():
                     help="record what reaches each NIC in "
                     "RUNDIR/{src,dst}.pcap (an investigation, not a "
                     "published run: it slows the QEMUs)")
+    ap.add_argument("--early-unicast", type=int, default=0, metavar="N",
+                    help="postcopy runs: N unicast datagrams to the guest "
+                    "written into the destination's TAP before it starts "
+                    "(a network told of the migration early); with --dump, "
+                    "how they reach its NIC in the record")
     ap.add_argument("--blocktime", action="store_true",
                     help="postcopy runs: postcopy-blocktime on the "
                     "destination, its page fault latencies in the record "

@@ -9,7 +9,7 @@
 git -C "$BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null 2>&1 ||
     die "no base: run 'make fetch' first"
 
-if [[ -d $QEMU_DIR/.git ]]; then
+if [[ -d $TREE_DIR/.git ]]; then
     if "$TOP/scripts/status.sh" 2>/dev/null; then
         say "apply: work tree already matches ${PATCH_DIR#"$TOP"/}"
         exit 0
@@ -19,17 +19,17 @@ if [[ -d $QEMU_DIR/.git ]]; then
         say "apply: ('make export' saves it; 'make apply FORCE=1' re-applies patches/)"
         exit 0
     fi
-    [[ -z $(git -C "$QEMU_DIR" status --porcelain --untracked-files=no) ]] ||
+    [[ -z $(git -C "$TREE_DIR" status --porcelain --untracked-files=no) ]] ||
         die "the work tree has uncommitted edits; commit and export them, or discard them"
     keep=backup/$(date +%Y%m%d-%H%M%S)
-    git -C "$QEMU_DIR" branch -q -m series "$keep" 2>/dev/null || true
+    git -C "$TREE_DIR" branch -q -m series "$keep" 2>/dev/null || true
     say "apply: work tree differed from patches/; old branch kept as $keep"
 else
-    say "apply: cloning the base into ${QEMU_DIR#"$TOP"/}"
-    git clone -q --no-checkout "$BASE_DIR" "$QEMU_DIR"
-    git -C "$QEMU_DIR" fetch -q origin 'refs/tags/base:refs/tags/base'
+    say "apply: cloning the base into ${TREE_DIR#"$TOP"/}"
+    git clone -q --no-checkout "$BASE_DIR" "$TREE_DIR"
+    git -C "$TREE_DIR" fetch -q origin 'refs/tags/base:refs/tags/base'
 fi
-cd "$QEMU_DIR"
+cd "$TREE_DIR"
 git config user.name "$IDENT_NAME"
 git config user.email "$IDENT_EMAIL"
 git checkout -q -B series base

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 if [[ ${1:-} = base ]]; then
-    src=$BASE_DIR build=$BASE_BUILD_DIR
+    src=$QEMU_BASE_DIR build=$BASE_BUILD_DIR
     shift
     targets=(qemu-system-x86_64)
 else

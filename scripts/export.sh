@@ -3,10 +3,10 @@
 # Stable: exporting unchanged commits rewrites no byte.
 . "$(dirname "$0")/lib.sh"
 
-[[ -d $QEMU_DIR/.git ]] || die "no work tree at $QEMU_DIR: run 'make apply' first"
-[[ -z $(git -C "$QEMU_DIR" status --porcelain --untracked-files=no) ]] ||
+[[ -d $TREE_DIR/.git ]] || die "no work tree at $TREE_DIR: run 'make apply' first"
+[[ -z $(git -C "$TREE_DIR" status --porcelain --untracked-files=no) ]] ||
     die "the work tree has uncommitted edits: commit them first"
-[[ $(git -C "$QEMU_DIR" symbolic-ref --short HEAD) = series ]] ||
+[[ $(git -C "$TREE_DIR" symbolic-ref --short HEAD) = series ]] ||
     die "the work tree is not on branch 'series'"
 
 tmp=$(mktemp -d)

@@ -5,16 +5,46 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-$TOP/work}                 # everything generated; ignored by git
 
-BASE_VERSION=1:10.2.2+ds-1
-BASE_ORIG=qemu_10.2.2+ds.orig.tar.xz
-BASE_ORIG_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
-BASE_DIR=$WORK/qemu-base                # pristine base as a git repo, tag "base"
-QEMU_DIR=${QEMU_DIR:-$WORK/qemu}        # work tree: base + series, branch "series"
+QEMU_DIR=${QEMU_DIR:-$WORK/qemu}        # QEMU work tree: base + series, branch "series"
 BUILD_DIR=${BUILD_DIR:-$WORK/build}     # patched build
+QEMU_BASE_DIR=$WORK/qemu-base           # pristine QEMU base as a git repo, tag "base"
 BASE_BUILD_DIR=$WORK/build-base         # unpatched build (vmstate and compat)
 
+# The series this run works on (SERIES=libvirt for the libvirt one): its
+# patches, its pinned Debian source package, and where its base and work
+# tree live.
 SERIES=${SERIES:-netpass}
 PATCH_DIR=$TOP/patches/$SERIES
+case $SERIES in
+netpass)
+    SRC_PKG=qemu BASE_NAME=QEMU
+    BASE_VERSION=1:10.2.2+ds-1
+    BASE_ORIG=qemu_10.2.2+ds.orig.tar.xz
+    BASE_ORIG_SHA256=be05230fe47a6937cd29f28f562932c8125f9c93c2a82c625198f7a4aa601dfb
+    BASE_DEBIAN=                        # unpacked by dpkg-source from the .dsc
+    BASE_DIR=$QEMU_BASE_DIR
+    TREE_DIR=$QEMU_DIR
+    ;;
+libvirt)
+    # trixie's: sid's 12.8.0-1 is in the archive's index, but its files
+    # are not on the archive (404, checked 2026-11-24), nor is this
+    # version's .dsc: the two tarballs are fetched by the sha256 the
+    # archive's signed Sources index gives.
+    SRC_PKG=libvirt BASE_NAME=libvirt
+    BASE_VERSION=11.3.0-3+deb13u3
+    BASE_ORIG=libvirt_11.3.0.orig.tar.xz
+    BASE_ORIG_SHA256=6bcb0c42c4580436fea262ced56f68a6afe20f7390b1bea2116718cc034a0283
+    BASE_DEBIAN=libvirt_11.3.0-3+deb13u3.debian.tar.xz
+    BASE_DEBIAN_SHA256=ec073ef64c50ab8732d7a3887a73500d9ebcbc87b1e927d4ec69ea5c58539325
+    BASE_DIR=$WORK/libvirt-base
+    TREE_DIR=$WORK/libvirt              # base + the libvirt series
+    LV_BUILD_DIR=$WORK/build-libvirt
+    ;;
+*)
+    printf 'error: unknown series %s\n' "$SERIES" >&2
+    exit 1
+    ;;
+esac
 
 # Identity for commits made by the scripts, so that applying is reproducible.
 IDENT_NAME="Seed b3e21608 maintainers"
@@ -47,12 +77,12 @@ FORMAT_PATCH=(git -c core.abbrev=12 -c diff.noprefix=false -c diff.mnemonicPrefi
               format-patch --zero-commit --no-signature --subject-prefix=PATCH
               --numbered --diff-algorithm=myers)
 
-# Write the series in $QEMU_DIR (base..series) as patches into directory $1.
+# Write the series in $TREE_DIR (base..series) as patches into directory $1.
 export_series_to() {
     local out=$1 last
     mkdir -p "$out"
-    last=$(git -C "$QEMU_DIR" log -1 --format=%aI series)
-    (cd "$QEMU_DIR" && GIT_COMMITTER_DATE=$last \
+    last=$(git -C "$TREE_DIR" log -1 --format=%aI series)
+    (cd "$TREE_DIR" && GIT_COMMITTER_DATE=$last \
         "${FORMAT_PATCH[@]}" --cover-letter -q -o "$out" base..series)
     "$PYTHON" "$TOP/scripts/fill-cover.py" "$PATCH_DIR/cover.txt" \
         "$out/0000-cover-letter.patch"

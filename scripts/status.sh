@@ -3,11 +3,11 @@
 # Exit 0 when they agree, 1 otherwise.
 . "$(dirname "$0")/lib.sh"
 
-[[ -d $QEMU_DIR/.git ]] || { say "status: no work tree (run 'make apply')"; exit 0; }
+[[ -d $TREE_DIR/.git ]] || { say "status: no work tree (run 'make apply')"; exit 0; }
 rc=0
-edits=$(git -C "$QEMU_DIR" status --porcelain --untracked-files=no)
+edits=$(git -C "$TREE_DIR" status --porcelain --untracked-files=no)
 if [[ -n $edits ]]; then
-    say "status: uncommitted edits in ${QEMU_DIR#"$TOP"/}:"
+    say "status: uncommitted edits in ${TREE_DIR#"$TOP"/}:"
     printf '%s\n' "$edits" >&2
     rc=1
 fi

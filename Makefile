@@ -10,8 +10,11 @@ LINKFAIL_REPS ?= 5
 FUZZ_SECONDS ?= 300
 MATRIX_REPS ?= 10
 MATRIX_REPS_OFF ?= 3
+LV_REPS ?= 10
+LV_REPS_OFF ?= 3
 
-.PHONY: fuzz sanitize matrix memflood faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
+.PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab \
+        fuzz sanitize matrix memflood faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -32,8 +35,14 @@ help:
 	@echo "make memflood      the lab's flood of tiny frames at many times netpass-max-bytes: both QEMUs' own memory,"
 	@echo "                   netpass on and off (MEMFLOOD_REPS=$(MEMFLOOD_REPS) each)"
 	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
+	@echo "make libvirt-check the libvirt series: fetch, apply, build, then libvirt's own tests it touches"
+	@echo "                   (the QEMU capabilities data, migration parameters, monitor, cookie, virsh)"
+	@echo "make libvirt-lab   virsh migrate --netpass between two libvirt daemons on real guests under UDP traffic,"
+	@echo "                   precopy and postcopy, off and on (LV_REPS=$(LV_REPS) each) into $(RESULTS)/libvirt.jsonl"
+	@echo "make libvirt-fetch / libvirt-apply / libvirt-build / libvirt-export / libvirt-status"
+	@echo "                   as the QEMU verbs, for the libvirt series (libvirt $(shell sed -n 's/^ *BASE_VERSION=\([0-9][0-9.]*-.*\)/\1/p' $(S)/lib.sh | tail -n 1))"
 	@echo "make deps          install the build dependencies (apt, root)"
-	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^BASE_VERSION=//p' $(S)/lib.sh))"
+	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^ *BASE_VERSION=\([0-9]*:.*\)/\1/p' $(S)/lib.sh))"
 	@echo "make apply         work/qemu = base + patches/ (git am); FORCE=1 replaces unexported work"
 	@echo "make build         build the patched QEMU (work/build)"
 	@echo "make build-base    build the unpatched base (work/build-base)"
@@ -51,9 +60,9 @@ build: apply
 	@$(S)/build.sh
 build-base: fetch
 	@$(S)/build.sh base
-check: build build-base
+check: build build-base libvirt-build
 	@$(S)/check.sh
-check-full: build build-base
+check-full: build build-base libvirt-build
 	@CHECK_FULL=1 $(S)/check.sh
 fuzz: build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) $(S)/fuzz.sh
@@ -130,3 +139,26 @@ memflood: build
 	$(PYTHON) lab/lab.py report
 report:
 	@$(PYTHON) lab/lab.py report
+
+# The libvirt series, beside QEMU's: the same verbs with SERIES=libvirt
+libvirt-deps: deps
+	@$(S)/deps.sh libvirt
+libvirt-fetch: libvirt-deps
+	@SERIES=libvirt $(S)/fetch.sh
+libvirt-apply: libvirt-fetch
+	@SERIES=libvirt $(S)/apply.sh
+libvirt-build: libvirt-apply
+	@$(S)/build-libvirt.sh
+libvirt-check: libvirt-build
+	@CHECK_ONLY=libvirt $(S)/check.sh
+libvirt-export:
+	@SERIES=libvirt $(S)/export.sh
+libvirt-status:
+	@SERIES=libvirt $(S)/status.sh
+# virsh migrate between two libvirt daemons, LV_REPS per point
+libvirt-lab: libvirt-build build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/libvirt.jsonl
+	$(PYTHON) lab/lab.py libvirt --reps $(LV_REPS) --reps-off $(LV_REPS_OFF) --publish $(RESULTS)/libvirt.jsonl
+	$(PYTHON) lab/lab.py report

@@ -20,6 +20,10 @@ usage: lab.py {capacity,demo,bench,downtime,flood,smoke} [options]
             as management; per run: who runs the guest afterwards
             (exactly one), the guest's own memory check, the time until
             it answers again; --reps each
+  libvirt   the same guest and traffic, migrated by `virsh migrate
+            [--postcopy] [--netpass]` between two libvirt daemons (the
+            libvirt series, see lab/lvlab.py): precopy and postcopy,
+            netpass off (--reps-off) and on (--reps), profile tuned
   report    the README's lab section, the cover letter's figures and the
             plots, from the records in docs/results/ (see lab/report.py);
             --check fails if they differ from what is committed
@@ -171,6 +175,17 @@ def git(*args):
                           capture_output=True, text=True).stdout.strip()
 
 
+def series_sha256(name):
+    """A short hash of the patches of series @name (patches/NAME)"""
+    series = os.path.join(TOP, "patches", name)
+    h = hashlib.sha256()
+    with open(os.path.join(series, "series")) as f:
+        for patch in f.read().split():
+            with open(os.path.join(series, patch), "rb") as p:
+                h.update(p.read())
+    return h.hexdigest()[:16]
+
+
 def environment(args):
     """What a run depends on besides its own settings: the same for every
     run of an invocation."""
@@ -182,12 +197,6 @@ def environment(args):
                 break
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
-    series = os.path.join(TOP, "patches", "netpass")
-    h = hashlib.sha256()
-    with open(os.path.join(series, "series")) as f:
-        for name in f.read().split():
-            with open(os.path.join(series, name), "rb") as p:
-                h.update(p.read())
     try:
         with open(os.path.join(GUEST, "kernel-version")) as f:
             guest_kernel = f.read().strip()
@@ -201,7 +210,7 @@ def environment(args):
         "workspace": git("rev-parse", "--short=12", "HEAD") +
                      ("+changes" if git("status", "--porcelain", "--",
                                         "lab", "patches") else ""),
-        "series_sha256": h.hexdigest()[:16],
+        "series_sha256": series_sha256("netpass"),
         "qemu": version[0] if version else "?",
         "accel": accelerator(), "machine": MACHINE,
         "guest": {"kernel": guest_kernel, "mem_mib": args.mem, "vcpus": 1,
@@ -792,12 +801,13 @@ def write_record(files, r):
         f.flush()
 
 
-def campaign(args, profiles, points, reps):
+def campaign(args, profiles, points, reps, run=None, env=None):
     """Every profile x point, reps times (or the point's own "reps"), in
     rounds (so that a slow spell of the machine spreads over all points);
-    records and a table."""
+    records and a table. @run: what one run is (one_migration() unless
+    given), @env: the environment() it records."""
     out = results_dir(args)
-    env = environment(args)
+    env = env or environment(args)
     recs = []
     files = record_files(args, out)
     try:
@@ -813,7 +823,8 @@ def campaign(args, profiles, points, reps):
                     # A bridge, TAPs and traffic host of its own: nothing
                     # learnt or queued in an earlier run leaks into it.
                     with Topology(profile) as topo:
-                        r = one_migration(topo, args, env, p, rd, rep)
+                        r = (run or one_migration)(topo, args, env, p, rd,
+                                                   rep)
                     r["rundir"] = rd
                     recs.append(r)
                     write_record(files, r)
@@ -1706,7 +1717,7 @@ def main():
     ap.add_argument("what", choices=["capacity", "demo", "bench", "matrix",
                                      "downtime", "flood", "memflood",
                                      "smoke", "faults", "linkfail",
-                                     "report"])
+                                     "libvirt", "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64,
                     help="the guest's dirtying buffer, 0 for none")
@@ -1835,6 +1846,17 @@ def main():
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "linkfail":
         recs = linkfail_campaign(args, args.reps)
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
+    if args.what == "libvirt":
+        import lvlab
+        lvlab.check_ready()
+        pts = points_of(modes, ["udp"], rates, netpass)
+        for p in pts:
+            if not p["features"] and args.reps_off is not None:
+                p["reps"] = args.reps_off
+        recs = campaign(args, profiles or ["tuned"], pts, args.reps,
+                        run=lvlab.libvirt_migration,
+                        env=lvlab.environment(args))
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "demo":
         recs = campaign(args, profiles or ["default"], points_of(

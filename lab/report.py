@@ -18,7 +18,8 @@ faults.jsonl (scenario 4: faults at the start of postcopy),
 linkfail.jsonl (scenario 5: a link that dies silently in postcopy),
 faults-keepalive.jsonl (scenario 4's frozen destination, keepalive on),
 matrix.jsonl (issue 11's matrix: UDP to the guest and to the segment's
-broadcast address, 2k and 5k/s), flood.jsonl, capacity.jsonl,
+broadcast address, 2k and 5k/s), libvirt.jsonl (issue 13: virsh migrate
+between two libvirt daemons), flood.jsonl, capacity.jsonl,
 pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
@@ -36,6 +37,7 @@ RESULTS = os.path.join(TOP, "docs", "results")
 FIGURES = os.path.join(TOP, "docs", "figures")
 README = os.path.join(TOP, "README.md")
 COVER = os.path.join(TOP, "patches", "netpass", "cover.txt")
+LV_COVER = os.path.join(TOP, "patches", "libvirt", "cover.txt")
 BEGIN = "<!-- lab-report: begin (lab/lab.py report writes this part " \
         "from docs/results/; do not edit) -->"
 END = "<!-- lab-report: end -->"
@@ -526,6 +528,72 @@ def matrix_claims(rows):
     return "\n".join(out)
 
 
+def libvirt_table(recs, markdown=True):
+    """make libvirt-lab: matrix_table()'s figures, and what domjobinfo
+    gave on each side"""
+    rows = matrix_rows(recs)
+    head = ("mode", "virsh migrate", "N", "lost: median / max",
+            "host side: max (runs with 0)", "guest side: median",
+            "reordered, duplicated: max", "vm-started on both",
+            "domjobinfo, source: forwarded (captured) median",
+            "destination: injected (held) median",
+            "dropped, both: max")
+    body = []
+    for x in rows:
+        ok = [r for r in recs if r.get("ok") and r["mode"] == x["mode"]
+              and netpass_on(r) == x["on"] and r["profile"] == x["profile"]
+              and r["rate"] == x["rate"]]
+        both = sum(all("vm-started" in r["setup"]["caps"][s]
+                       for s in ("src", "dst")) for r in ok)
+
+        def counter(side, key):
+            return med((r.get(side) or {}).get(key, 0) for r in ok)
+        dropped = _max(sum(v for k, v in (r.get(side) or {}).items()
+                           if k.startswith("dropped-"))
+                       for r in ok for side in ("netpass_src",
+                                                "netpass_dst"))
+        body.append((
+            x["mode"], "--live" + (" --postcopy" if x["mode"] == "postcopy"
+                                   else "") +
+            (" **--netpass**" if x["on"] else ""),
+            f"{x['ok']}" + (f" (+{x['failed']} failed)" if x["failed"]
+                            else ""),
+            f"{fmt(x['lost_med'])} / {fmt(x['lost_max'])}",
+            f"{fmt(x['host_max'])} ({x['host_zero']})",
+            fmt(x["guest_med"]),
+            f"{fmt(x['reordered'])}, {fmt(x['dups'])}",
+            f"{both} of {len(ok)}",
+            (f"{fmt(counter('netpass_src', 'forwarded-frames'))} "
+             f"({fmt(counter('netpass_src', 'captured-frames'))})"
+             if x["on"] else "-"),
+            (f"{fmt(counter('netpass_dst', 'injected-frames'))} "
+             f"({fmt(counter('netpass_dst', 'held-frames'))})"
+             if x["on"] else "-"),
+            fmt(dropped) if x["on"] else "-"))
+    if not markdown:
+        return text_table(head, [[str(c).replace("**", "") for c in row]
+                                 for row in body])
+    return md_table(head, body)
+
+
+def libvirt_cover_section():
+    lv = load("libvirt.jsonl")
+    if not lv:
+        return "(no records)"
+    return "\n".join([
+        f"Setup: {distinct(lv, lambda r: r['setup']['host']['cpu'])}, "
+        f"{distinct(lv, lambda r: r['setup']['host']['cores'])} cores, "
+        f"{distinct(lv, lambda r: r['setup']['accel'].upper())}; "
+        f"{distinct(lv, lambda r: r['setup']['libvirt'])} with this "
+        f"series, {distinct(lv, lambda r: r['setup']['qemu'])} with the "
+        "QEMU series; guest Debian "
+        f"{distinct(lv, lambda r: r['setup']['guest']['kernel'])}, "
+        f"profile {distinct(lv, lambda r: r['profile'])}; UDP to the "
+        f"guest at {distinct(lv, lambda r: r['rate'])}/s; every setting "
+        "in each record (docs/results/libvirt.jsonl in the workspace).",
+        "", text_table_indent(libvirt_table(lv, markdown=False))])
+
+
 def memflood_table(recs):
     head = ("netpass", "N", "completed", "bound (bytes)", "reached "
             "netpass: min (x the bound)", "kept (bytes, as counted): max",
@@ -856,6 +924,30 @@ def readme_section():
                   "both sides.",
                   matrix_table(matrix_rows(matrix)),
                   matrix_claims(matrix_rows(matrix))]
+    lv = load("libvirt.jsonl")
+    if lv:
+        parts += ["### virsh migrate --netpass between two libvirt daemons "
+                  "(issue 13)",
+                  "`make libvirt-lab` (`lab.py libvirt`, see "
+                  "`lab/lvlab.py`): the same guest, TAPs and UDP traffic "
+                  "to the guest, but two libvirtd of the libvirt series "
+                  f"({distinct(lv, lambda r: r['setup']['libvirt'])}, "
+                  "series "
+                  f"{distinct(lv, lambda r: r['setup']['libvirt_series_sha256'])}"
+                  "), each in its own mount and UTS namespace (hostname, "
+                  "host UUID, state), migrate it with `virsh migrate` "
+                  "over TCP (`migrate-postcopy` for postcopy), profile "
+                  f"{distinct(lv, lambda r: r['profile'])}, "
+                  f"{distinct(lv, lambda r: r['rate'])} datagrams/s "
+                  f"({provenance(lv, 'libvirt.jsonl')}). libvirt starts "
+                  "the destination paused and continues it after the "
+                  "migration, so the window ends at the destination's "
+                  "first running vCPU. Columns as in the matrix above; "
+                  "*vm-started on both*: runs where libvirt enabled it on "
+                  "both sides through the migration cookie (both QEMUs "
+                  "have it); the netpass counters are each side's "
+                  "`virsh domjobinfo --completed`.",
+                  libvirt_table(lv)]
     flood = load("flood.jsonl")
     if flood:
         parts += ["### Flood: far above what the bound holds",
@@ -1101,6 +1193,11 @@ def main(check=False):
         cover = f.read()
     OUTPUTS[COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
                                      cover_section(), COVER).encode()
+    with open(LV_COVER) as f:
+        cover = f.read()
+    OUTPUTS[LV_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
+                                        libvirt_cover_section(),
+                                        LV_COVER).encode()
     stale = []
     for path, data in sorted(OUTPUTS.items()):
         try:

@@ -3,7 +3,8 @@
 # checkpatch over every patch, the vmstate dump check, the unit tests the
 # series touches, a short run of its fuzz target, migration-test's default set (with the series' own
 # cases), the cross-version runs against the
-# unpatched base, the lab's smoke run, and a check that the README's lab
+# unpatched base, the lab's smoke run, the libvirt series' export and
+# libvirt's own tests it touches, and a check that the README's lab
 # figures are what docs/results/ gives. One line per result; ends with
 # "N passed, N failed, N skipped" on every path, and exits non-zero on
 # any failure.
@@ -15,7 +16,7 @@
 # Environment:
 #   CHECK_FULL=1     migration-test --full: upstream's long matrix
 #                    (make check-full; not in CI)
-#   CHECK_ONLY="selftest checkpatch vmstate unit fuzz qtest compat lab report"
+#   CHECK_ONLY="selftest checkpatch vmstate unit fuzz qtest compat lab libvirt report"
 #                    runs a subset
 #   CHECK_KVM=1      lets migration-test use KVM (default: TCG only; KVM on
 #                    these machines lacks CPUID features and hung)
@@ -218,7 +219,32 @@ if wanted lab; then
     fi
 fi
 
-# 6. The README's lab tables and plots are what docs/results/ gives.
+# 6. The libvirt series: it exports byte-stably from its work tree, and
+# libvirt's own test programs it touches pass (each under a time limit;
+# meson's log names the failing case). Built by make libvirt-build.
+if wanted libvirt; then
+    lvbuild=$WORK/build-libvirt
+    if SERIES=libvirt "$TOP/scripts/status.sh" >"$out/libvirt-status.log" 2>&1; then
+        result pass "libvirt series exports byte-stably" "$(tail -n 1 "$out/libvirt-status.log" | sed 's/^==> status: //')"
+    else
+        cat "$out/libvirt-status.log"
+        result fail "libvirt series exports byte-stably"
+    fi
+    for t in qemumigparamstest qemumonitorjsontest qemucapabilitiestest \
+             domaincapstest qemucaps2xmltest qemumigrationcookiexmltest virshtest; do
+        if ! [[ -x $lvbuild/tests/$t ]]; then
+            result fail "libvirt $t" "not built (make libvirt-build)"
+        elif timeout "$(secs 600)" meson test -C "$lvbuild" --no-rebuild \
+                --print-errorlogs "$t" >"$out/libvirt-$t.log" 2>&1; then
+            result pass "libvirt $t" "$(grep -cE '^ *[0-9]+\) .* OK$' "$lvbuild/meson-logs/testlog.txt" || true) cases"
+        else
+            grep -E 'FAILED|Error|error' "$out/libvirt-$t.log" | head -n 20
+            result fail "libvirt $t" "see $out/libvirt-$t.log"
+        fi
+    done
+fi
+
+# 7. The README's lab tables and plots are what docs/results/ gives.
 if wanted report; then
     if "$PYTHON" "$TOP/lab/lab.py" report --check >"$out/report.log" 2>&1; then
         result pass "lab report" "README tables and plots regenerate from docs/results/"

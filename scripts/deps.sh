@@ -32,6 +32,25 @@ pkgs=(ninja-build pkg-config libglib2.0-dev libpixman-1-dev zlib1g-dev
 # qtest) would boot 32 s late. 1.16.3 boots it at once.
 bpo=(meson python3-pycotap qemu-system-data seabios)
 
+# With "libvirt": what the libvirt series' build and its lab need, beside
+# QEMU's (make libvirt-build).
+if [[ ${1:-} = libvirt ]]; then
+    stamp=$WORK/.deps-libvirt-done
+    lvpkgs=(libxml2-dev libxml2-utils xsltproc libgnutls28-dev libjson-c-dev
+            libtirpc-dev libreadline-dev libnl-3-dev libnl-route-3-dev
+            python3-docutils util-linux)
+    if [[ -f $stamp && $(cat "$stamp") = "${lvpkgs[*]}" ]] &&
+       dpkg -s "${lvpkgs[@]}" >/dev/null 2>&1; then
+        say "deps: libvirt's already installed"
+        exit 0
+    fi
+    say "deps: installing ${#lvpkgs[@]} packages for libvirt"
+    apt-get install -y -qq --no-install-recommends "${lvpkgs[@]}" >/dev/null
+    mkdir -p "$WORK"
+    echo "${lvpkgs[*]}" > "$stamp"
+    exit 0
+fi
+
 if [[ -f $stamp && -f $list ]] && [[ $(cat "$list") = "$want" ]] &&
    [[ $(cat "$stamp") = "${pkgs[*]} / ${bpo[*]}" ]] &&
    dpkg -s "${pkgs[@]}" "${bpo[@]}" >/dev/null 2>&1; then

@@ -1,0 +1,396 @@
+"""The lab's libvirt driver: the same guest, TAPs, bridge and traffic as
+lab.py's runs, but migrated by `virsh migrate` between two libvirt daemons,
+as operators and KubeVirt migrate.
+
+Each run starts two libvirtd from work/build-libvirt (the libvirt series),
+inside the lab's bridge namespace (the QEMUs they start use its TAPs), each
+in a mount and UTS namespace of its own: its own hostname, host UUID, and
+/etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/cache/libvirt and
+/var/log/libvirt, bind-mounted from RUNDIR/lv-{src,dst} (the capabilities
+cache from the campaign's directory, so that QEMU is probed once). libvirt
+refuses a migration between daemons with the same host UUID; these two are
+two hosts to it. virsh runs outside and reaches each daemon through its
+socket; the migration stream goes over TCP on the namespace's loopback.
+
+The source daemon runs the guest as a persistent domain (define, start: it
+stays there, shut off, with its job statistics, once migrated) whose
+QEMU is the patched one; the domain has the lab's kernel, initrd and
+command line, a virtio NIC on tap-src (tap-dst on the destination, given
+with migrate --xml), its serial console in a file, and, through
+<qemu:commandline>, the trace events the lab reads and a second QMP
+monitor that the lab only queries (status, capabilities while the
+migration runs, the destination's run state). Everything that decides the
+migration goes through virsh: migrate [--postcopy] [--netpass],
+migrate-postcopy, domjobinfo --completed (downtime and the netpass
+counters, each side its own).
+
+True downtime: libvirt starts every destination paused (-S) and continues
+it once the migration completed, so the destination starts at its first
+vm_state_notify "running 1", not at dst-*-bh-vm-started (which marks the
+end of the load there).
+"""
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import lab as L
+from qmp import QMP
+
+LVBUILD = os.path.join(L.WORK, "build-libvirt")
+RUN = os.path.join(LVBUILD, "run")
+VIRSH = os.path.join(LVBUILD, "tools", "virsh")
+LIBVIRTD = os.path.join(LVBUILD, "src", "libvirtd")
+DOMAIN = "lab"
+# The directories of a daemon, each bind-mounted over the system one
+DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt",
+        "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
+        "log": "/var/log/libvirt"}
+
+LIBVIRTD_CONF = """\
+unix_sock_group = "root"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+host_uuid = "{uuid}"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+"""
+# Root, no security driver, no cgroups and no QEMU mount namespace: the lab
+# owns the machine; QEMU's stdout goes to a file (no virtlogd)
+QEMU_CONF = """\
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+namespaces = [ ]
+cgroup_controllers = [ ]
+stdio_handler = "file"
+"""
+
+
+class Daemon:
+    """One libvirtd, a host to libvirt: its own hostname, UUID and state."""
+
+    def __init__(self, topo, root, cache, hostname):
+        self.name = hostname
+        self.root = root
+        dirs = {k: os.path.join(root, k) for k in DIRS}
+        dirs["cache"] = cache
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(dirs["etc"], "libvirtd.conf"), "w") as f:
+            f.write(LIBVIRTD_CONF.format(uuid=uuid.uuid4()))
+        with open(os.path.join(dirs["etc"], "qemu.conf"), "w") as f:
+            f.write(QEMU_CONF)
+        self.uri = (f"qemu+unix:///system?socket="
+                    f"{os.path.join(dirs['run'], 'libvirt-sock')}")
+        mounts = "".join(f"mkdir -p {DIRS[k]}; mount --bind {dirs[k]} "
+                         f"{DIRS[k]}\n" for k in DIRS)
+        script = (f"set -e\n{mounts}hostname {hostname}\n"
+                  f"exec {RUN} {LIBVIRTD}\n")
+        self.log = os.path.join(root, "libvirtd.out")
+        with open(self.log, "w") as logf:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", topo.br, "unshare", "--mount",
+                 "--uts", "--propagation", "private", "sh", "-c", script],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                start_new_session=True)
+        deadline = time.monotonic() + 60
+        while self.virsh("uri", check=False).returncode:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"libvirtd {hostname} did not start "
+                                   f"(see {self.log})")
+            time.sleep(0.2)
+
+    def virsh(self, *args, check=True, timeout=60):
+        p = subprocess.run([RUN, VIRSH, "-q", "-c", self.uri] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode:
+            raise RuntimeError(f"virsh {' '.join(args)} on {self.name}: "
+                               f"{p.stderr.strip()}")
+        return p
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def domain_xml(rundir, name, tap, profile, args):
+    """The lab guest as a libvirt domain: what lab.start_vm() gives QEMU."""
+    def p(f):
+        return os.path.join(rundir, f"{name}.{f}")
+    cmdline = (f"console=ttyS0 quiet panic=-1 lab.ip={L.GUEST_IP}/24 "
+               + (f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
+                  if args.dirty_mib else "") + f"lab.profile={profile}")
+    qemu_args = ["-msg", "timestamp=on", "-D", p("trace"),
+                 "-trace", "vmstate_downtime_checkpoint",
+                 "-trace", "vm_state_notify",
+                 "-qmp", f"unix:{p('qmp')},server=on,wait=off"]
+    for t in args.trace or []:
+        qemu_args += ["-trace", t]
+    qargs = "".join(f"    <qemu:arg value='{a}'/>\n" for a in qemu_args)
+    return f"""\
+<domain type='{'kvm' if L.accelerator() == 'kvm' else 'qemu'}' \
+xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{DOMAIN}</name>
+  <memory unit='MiB'>{args.mem}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='{L.MACHINE}'>hvm</type>
+    <kernel>{os.path.join(L.GUEST, 'vmlinuz')}</kernel>
+    <initrd>{os.path.join(L.GUEST, 'initrd')}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>{L.QEMU}</emulator>
+    <interface type='ethernet'>
+      <mac address='{L.GUEST_MAC}'/>
+      <target dev='{tap}' managed='no'/>
+      <model type='virtio'/>
+      <rom enabled='no'/>
+    </interface>
+    <serial type='file'>
+      <source path='{p("console")}'/>
+      <target port='0'/>
+    </serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+  <qemu:commandline>
+{qargs}  </qemu:commandline>
+</domain>
+"""
+
+
+def running_at(rundir, name):
+    """When the QEMU's vCPUs first ran (vm_state_notify "running 1"),
+    epoch ns, or None"""
+    pat = re.compile(r"^(\S+) vm_state_notify running 1 ")
+    try:
+        with open(os.path.join(rundir, f"{name}.trace")) as f:
+            for line in f:
+                m = pat.match(line)
+                if m:
+                    ts = datetime.datetime.fromisoformat(
+                        m.group(1).replace("Z", "+00:00"))
+                    return int(ts.timestamp() * 1e6) * 1000
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def jobstats(daemon):
+    """virsh domjobinfo --completed: as virsh shows it, and with
+    --rawstats as {field: value}"""
+    text = daemon.virsh("domjobinfo", DOMAIN, "--completed",
+                        "--keep-completed", check=False).stdout
+    p = daemon.virsh("domjobinfo", DOMAIN, "--completed", "--rawstats",
+                     check=False)
+    out = {"text": text}
+    for line in p.stdout.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            v = v.strip()
+            out[k.strip()] = int(v) if re.fullmatch(r"-?\d+", v) else v
+    return out
+
+
+def netpass_of(stats):
+    """The netpass counters of job statistics, under QEMU's names (as
+    lab.py's records have them), or None without any"""
+    got = {k[len("netpass_"):].replace("_", "-"): v
+           for k, v in stats.items() if k.startswith("netpass_")}
+    return got or None
+
+
+def caps_of(qmp):
+    return sorted(c["capability"] for c in
+                  qmp.cmd("query-migrate-capabilities") if c["state"])
+
+
+def libvirt_migration(topo, args, env, point, rundir, rep):
+    """lab.one_migration()'s run, migrated by virsh between two daemons."""
+    os.makedirs(rundir, exist_ok=True)
+    mode, rate, features = point["mode"], point["rate"], point["features"]
+    netpass = "netpass" in features
+    rec = {"campaign": args.what, "rep": rep, "mode": mode,
+           "traffic": "udp", "rate": rate, "driver": "libvirt",
+           "features": "+".join(features) or "-", "profile": topo.profile,
+           "date": datetime.datetime.now(datetime.timezone.utc)
+                   .strftime("%Y-%m-%dT%H:%M:%SZ")}
+    setup = dict(env, traffic={"kind": "udp", "rate": rate,
+                               "seconds": args.seconds,
+                               "warmup_s": args.warmup,
+                               "drain_ms": L.DRAIN_MS, "to": "guest"},
+                 channel="TCP over the bridge namespace's loopback, "
+                         "two libvirtd in it")
+    daemons, qmps, proc, mig = [], [], None, None
+    try:
+        L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
+        cache = os.path.dirname(rundir)
+        for role in ("src", "dst"):
+            daemons.append(Daemon(topo, os.path.join(rundir, f"lv-{role}"),
+                                  os.path.join(cache, f"lvcache-{role}"),
+                                  f"lab-{role}"))
+        src, dst = daemons
+        with open(os.path.join(rundir, "src.xml"), "w") as f:
+            f.write(domain_xml(rundir, "src", "tap-src", topo.profile, args))
+        # Persistent on the source: once migrated away the domain stays
+        # there, inactive, with its completed job's statistics
+        src.virsh("define", os.path.join(rundir, "src.xml"))
+        src.virsh("start", DOMAIN)
+        sq = QMP(os.path.join(rundir, "src.qmp"))
+        qmps.append(sq)
+        # The destination's XML: the source's, migratable, with the
+        # destination's TAP and files
+        xml = src.virsh("dumpxml", "--migratable", DOMAIN).stdout
+        for a, b in (("tap-src", "tap-dst"), ("src.console", "dst.console"),
+                     ("src.trace", "dst.trace"), ("src.qmp", "dst.qmp")):
+            xml = xml.replace(a, b)
+        with open(os.path.join(rundir, "dst.xml"), "w") as f:
+            f.write(xml)
+        if not L.wait_console(rundir, "src", L.READY, 120):
+            raise RuntimeError("guest did not boot (see src.console)")
+        rec["answers_before"] = L.guest_answers(topo, rundir)
+        if not rec["answers_before"]:
+            raise RuntimeError("guest does not answer before migration")
+
+        before = L.guest_counters(topo)
+        taps_before = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
+        host_before = topo.host_udp_rcvbuf_errors()
+        setup["tap_qlen"] = topo.link("tap-src")[0]
+        setup["guest_rcvbuf"] = before["rcvbuf"]
+        setup["libvirt_flags"] = (["--live"] +
+                                  (["--postcopy"] if mode == "postcopy"
+                                   else []) +
+                                  (["--netpass"] if netpass else []))
+        rec["setup"] = setup
+
+        proc = topo.run_in(topo.th, L.traffic_cmd(
+            "udp", rate, int(rate * args.seconds),
+            os.path.join(rundir, "traffic.rec")),
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(args.warmup)
+        # Postcopy runs: precopy slowed down so that it cannot complete
+        # before migrate-postcopy; postcopy itself unlimited
+        mig = subprocess.Popen(
+            [RUN, VIRSH, "-q", "-c", src.uri, "migrate"]
+            + setup["libvirt_flags"]
+            + ["--bandwidth", "32" if mode == "postcopy" else "1024",
+               "--migrateuri", "tcp://127.0.0.1",
+               "--listen-address", "127.0.0.1",
+               "--xml", os.path.join(rundir, "dst.xml"), DOMAIN, dst.uri],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        L.wait_status(sq, {"active"}, 30)
+        # What libvirt enabled, on both sides, while the migration runs
+        dq = QMP(os.path.join(rundir, "dst.qmp"))
+        qmps.append(dq)
+        setup["caps"] = {"src": caps_of(sq), "dst": caps_of(dq)}
+        if mode == "postcopy":
+            time.sleep(0.5)
+            src.virsh("migrate-postcopy", DOMAIN)
+        out = mig.communicate(timeout=args.timeout)[0]
+        rec["virsh_migrate"] = out.strip()
+        rec["status_src"] = "completed" if mig.returncode == 0 else "failed"
+        mig = None
+        dinfo = L.wait_status(dq, {"completed", "failed"}, 30)
+        rec["status_dst"] = dinfo.get("status")
+        state = src.virsh("domstate", DOMAIN, check=False)
+        rec["run_src"] = (state.stdout.strip() if state.returncode == 0
+                          else "gone")
+        rec["run_dst"] = dq.cmd("query-status")["status"]
+        rec["one_running"] = ((rec["run_src"] == "running") !=
+                              (rec["run_dst"] == "running"))
+        js, jd = jobstats(src), jobstats(dst)
+        rec["jobinfo"] = {"src": js, "dst": jd}
+        if rep:
+            for j in (js, jd):
+                del j["text"]
+        rec["downtime_reported_ms"] = js.get("downtime")
+        rec["total_time_ms"] = js.get("time_elapsed")
+        rec["netpass_src"], rec["netpass_dst"] = netpass_of(js), netpass_of(jd)
+
+        summary = json.loads(proc.communicate(
+            timeout=args.seconds + 60)[0])
+        proc = None
+        after = L.guest_counters(topo)
+        taps_after = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
+        host_after = topo.host_udp_rcvbuf_errors()
+
+        cs, cd = L.checkpoints(rundir, "src"), L.checkpoints(rundir, "dst")
+        stop = cs.get("src-vm-stopped")
+        start = running_at(rundir, "dst")
+        if not stop or not start:
+            raise RuntimeError("no stop checkpoint or destination start")
+        rec["true_downtime_ms"] = round((start - stop) / 1e6, 3)
+        rec["checkpoints_ms"] = dict(
+            {k: round((v - stop) / 1e6, 3) for k, v in
+             sorted(list(cs.items()) + list(cd.items()))},
+            **{"dst-vcpus-running": rec["true_downtime_ms"]})
+        rec.update({k: summary[k] for k in (
+            "sent", "send_failed", "echoed", "lost", "reordered",
+            "duplicated")})
+        rec["blackout_ms"] = summary["longest_gap_ms"]
+        L.udp_results(rec, rundir, stop, start, before, after, taps_before,
+                      taps_after, host_before, host_after, rep == 0)
+        recs = L.read_records(os.path.join(rundir, "traffic.rec"))
+        rec["answers_after"] = any(a > start for _, _, a in recs)
+        # libvirt must have enabled vm-started on both sides (both have
+        # it), and netpass on both exactly when asked
+        want = {"vm-started"} | ({"netpass"} if netpass else set())
+        negotiated = all(want <= set(setup["caps"][s]) and
+                         (netpass or "netpass" not in setup["caps"][s])
+                         for s in ("src", "dst"))
+        if not negotiated:
+            rec["error"] = f"capabilities not as asked: {setup['caps']}"
+        rec["ok"] = (rec["status_src"] == "completed"
+                     and rec["run_dst"] == "running" and rec["one_running"]
+                     and rec["answers_after"] and rec["echoed"] > 0
+                     and negotiated
+                     and (rec["netpass_src"] is not None) == netpass)
+    except Exception as e:
+        rec["ok"] = False
+        rec["error"] = str(e)
+    finally:
+        for p in (proc, mig):
+            if p:
+                p.kill()
+                p.wait()
+        for q in qmps:
+            q.close()
+        for d in daemons:
+            d.virsh("destroy", DOMAIN, check=False)
+            d.stop()
+    rec.setdefault("setup", setup)
+    return rec
+
+
+def environment(args):
+    """lab.environment() and the libvirt side: its version and series"""
+    env = L.environment(args)
+    out = subprocess.run([RUN, VIRSH, "--version"], capture_output=True,
+                         text=True).stdout.strip()
+    env["libvirt"] = out or "?"
+    env["libvirt_series_sha256"] = L.series_sha256("libvirt")
+    return env
+
+
+def check_ready():
+    for f in (RUN, VIRSH, LIBVIRTD):
+        if not os.path.exists(f):
+            raise SystemExit(f"lab.py libvirt: no {f} (make libvirt-build)")
+    if not shutil.which("unshare"):
+        raise SystemExit("lab.py libvirt: no unshare (util-linux)")

@@ -93,7 +93,7 @@ class Daemon:
         mounts = "".join(f"mkdir -p {DIRS[k]}; mount --bind {dirs[k]} "
                          f"{DIRS[k]}\n" for k in DIRS)
         script = (f"set -e\n{mounts}hostname {hostname}\n"
-                  f"exec {RUN} {LIBVIRTD}\n")
+                  f"exec {RUN} {LIBVIRTD} --pid-file /run/libvirt/libvirtd.pid\n")
         self.log = os.path.join(root, "libvirtd.out")
         with open(self.log, "w") as logf:
             self.proc = subprocess.Popen(

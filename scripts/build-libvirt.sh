@@ -15,7 +15,8 @@ src=$TREE_DIR build=$LV_BUILD_DIR
 # namespace, and runs the programs from the build tree.
 conf=(-Dsystem=true -Ddocs=disabled -Dtests=enabled -Dexpensive_tests=disabled
       -Dgit_werror=enabled -Dnls=disabled -Dbash_completion=disabled
-      -Ddriver_qemu=enabled -Ddriver_remote=enabled -Ddriver_libvirtd=enabled
+      -Ddriver_qemu=enabled -Dqemu_user=root -Dqemu_group=root
+      -Ddriver_remote=enabled -Ddriver_libvirtd=enabled
       -Ddriver_test=enabled -Ddriver_secrets=enabled
       -Ddriver_network=disabled -Ddriver_interface=disabled
       -Ddriver_lxc=disabled -Ddriver_ch=disabled -Ddriver_libxl=disabled
@@ -57,7 +58,7 @@ ninja -C "$build" build.ninja >"$build/regenerate.log" 2>&1 ||
 # storage file backends) come with the default target 'all' only as
 # their own targets: ask for every shared module.
 modules=$(ninja -C "$build" -t targets all | cut -d: -f1 |
-          grep -E '^src/(libvirt_driver_[a-z_]+|libvirt_storage_file_[a-z]+)\.so$' || true)
+          grep -E '^(src/(libvirt_driver_[a-z_]+|libvirt_storage_file_[a-z]+)|tests/lib[a-z_0-9]+)\.so$' || true)
 # shellcheck disable=SC2206
 want=("${targets[@]}" $modules "$@")
 say "build: ninja ${#want[@]} targets in ${build#"$TOP"/}"

@@ -236,7 +236,7 @@ if wanted libvirt; then
             result fail "libvirt $t" "not built (make libvirt-build)"
         elif timeout "$(secs 600)" meson test -C "$lvbuild" --no-rebuild \
                 --print-errorlogs "$t" >"$out/libvirt-$t.log" 2>&1; then
-            result pass "libvirt $t" "$(grep -cE '^ *[0-9]+\) .* OK$' "$lvbuild/meson-logs/testlog.txt" || true) cases"
+            result pass "libvirt $t" "$(awk '$NF == "OK" && $(NF-1) ~ /^[0-9]+$/ { n = $(NF-1) } END { print n + 0 }' "$lvbuild/meson-logs/testlog.txt") cases"
         else
             grep -E 'FAILED|Error|error' "$out/libvirt-$t.log" | head -n 20
             result fail "libvirt $t" "see $out/libvirt-$t.log"

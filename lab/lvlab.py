@@ -360,7 +360,8 @@ def libvirt_migration(topo, args, env, point, rundir, rep):
                      and rec["run_dst"] == "running" and rec["one_running"]
                      and rec["answers_after"] and rec["echoed"] > 0
                      and negotiated
-                     and (rec["netpass_src"] is not None) == netpass)
+                     and (rec["netpass_src"] is not None) == netpass
+                     and (rec["netpass_dst"] is not None) == netpass)
     except Exception as e:
         rec["ok"] = False
         rec["error"] = str(e)

@@ -537,7 +537,8 @@ def libvirt_table(recs, markdown=True):
             "reordered, duplicated: max", "vm-started on both",
             "domjobinfo, source: forwarded (captured) median",
             "destination: injected (held) median",
-            "dropped, both: max")
+            "dropped for good (bound, late, gone, invalid, unused), "
+            "both: max")
     body = []
     for x in rows:
         ok = [r for r in recs if r.get("ok") and r["mode"] == x["mode"]
@@ -548,10 +549,12 @@ def libvirt_table(recs, markdown=True):
 
         def counter(side, key):
             return med((r.get(side) or {}).get(key, 0) for r in ok)
-        dropped = _max(sum(v for k, v in (r.get(side) or {}).items()
-                           if k.startswith("dropped-"))
-                       for r in ok for side in ("netpass_src",
-                                                "netpass_dst"))
+        dropped = _max(sum((r.get(side) or {}).get(k, 0)
+                           for side in ("netpass_src", "netpass_dst")
+                           for k in ("dropped-bound", "dropped-late",
+                                     "dropped-gone", "dropped-invalid",
+                                     "dropped-unused"))
+                       for r in ok)
         body.append((
             x["mode"], "--live" + (" --postcopy" if x["mode"] == "postcopy"
                                    else "") +

@@ -91,7 +91,7 @@ bench: build
 	$(PYTHON) lab/lab.py downtime --reps $(REPS) --publish $(RESULTS)/downtime.jsonl
 	$(PYTHON) lab/lab.py flood --reps 3 --publish $(RESULTS)/flood.jsonl
 	$(PYTHON) lab/lab.py capacity --profiles default --publish $(RESULTS)/capacity.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
 # Scenario 4: faults at the start of postcopy, FAULT_REPS each (about
 # 45 minutes for 10)
 faults: build
@@ -99,7 +99,7 @@ faults: build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/faults.jsonl
 	$(PYTHON) lab/lab.py faults --reps $(FAULT_REPS) --publish $(RESULTS)/faults.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
 # Scenario 4's frozen destination with the keepalive on and no
 # management pause: the source must leave postcopy-device by itself
 faults-keepalive: build
@@ -107,7 +107,7 @@ faults-keepalive: build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/faults-keepalive.jsonl
 	$(PYTHON) lab/lab.py faults --faults freeze --fault-keepalive 1000 --pause-after 60 --reps $(FAULT_REPS) --publish $(RESULTS)/faults-keepalive.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
 # Scenario 5: a link that dies silently in postcopy, LINKFAIL_REPS per
 # point (about an hour for 5)
 linkfail: build
@@ -115,7 +115,7 @@ linkfail: build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/linkfail.jsonl
 	$(PYTHON) lab/lab.py linkfail --reps $(LINKFAIL_REPS) --publish $(RESULTS)/linkfail.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
 # Issue 11's matrix: UDP to the guest and to the segment's broadcast
 # address (which the bridge floods to both QEMUs), 2k and 5k/s, profiles
 # default and tuned, precopy and postcopy; MATRIX_REPS per point with
@@ -126,7 +126,7 @@ matrix: build
 	rm -f $(RESULTS)/matrix.jsonl
 	$(PYTHON) lab/lab.py matrix --reps $(MATRIX_REPS) --reps-off $(MATRIX_REPS_OFF) \
 	    --publish $(RESULTS)/matrix.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
 # A flood of tiny frames at many times netpass-max-bytes during a held
 # switchover: resident memory of both QEMUs against the bound
 MEMFLOOD_REPS ?= 5
@@ -136,9 +136,12 @@ memflood: build
 	rm -f $(RESULTS)/memflood.jsonl
 	$(PYTHON) lab/lab.py memflood --reps $(MEMFLOOD_REPS) --udp-rate 100000 --seconds 6 \
 	    --publish $(RESULTS)/memflood.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report
+# The cover letters' figures come from the records: export them again
 report:
 	@$(PYTHON) lab/lab.py report
+	@if [ -d work/qemu/.git ]; then $(S)/export.sh; fi
+	@if [ -d work/libvirt/.git ]; then SERIES=libvirt $(S)/export.sh; fi
 
 # The libvirt series, beside QEMU's: the same verbs with SERIES=libvirt
 libvirt-deps: deps
@@ -161,4 +164,4 @@ libvirt-lab: libvirt-build build
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/libvirt.jsonl
 	$(PYTHON) lab/lab.py libvirt --reps $(LV_REPS) --reps-off $(LV_REPS_OFF) --publish $(RESULTS)/libvirt.jsonl
-	$(PYTHON) lab/lab.py report
+	@$(MAKE) --no-print-directory report

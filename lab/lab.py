@@ -1717,7 +1717,8 @@ def main():
     ap.add_argument("what", choices=["capacity", "demo", "bench", "matrix",
                                      "downtime", "flood", "memflood",
                                      "smoke", "faults", "linkfail",
-                                     "libvirt", "report"])
+                                     "libvirt", "libvirt-refusals",
+                                     "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64,
                     help="the guest's dirtying buffer, 0 for none")
@@ -1846,6 +1847,17 @@ def main():
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "linkfail":
         recs = linkfail_campaign(args, args.reps)
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
+    if args.what == "libvirt-refusals":
+        import lvlab
+        lvlab.check_ready()
+        out = results_dir(args)
+        recs = lvlab.refusals(args, out)
+        files = record_files(args, out)
+        for r in recs:
+            write_record(files, r)
+        for f in files:
+            f.close()
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "libvirt":
         import lvlab

@@ -395,3 +395,106 @@ def check_ready():
             raise SystemExit(f"lab.py libvirt: no {f} (make libvirt-build)")
     if not shutil.which("unshare"):
         raise SystemExit("lab.py libvirt: no unshare (util-linux)")
+
+
+BASE_QEMU = os.path.join(L.WORK, "build-base", "qemu-system-x86_64")
+
+
+def refusals(args, out):
+    """What virsh migrate --netpass refuses, and a migration with an
+    unpatched QEMU on one side: each case's outcome, as a record. The
+    source runs the lab guest on the patched QEMU unless the case says
+    otherwise; no traffic."""
+    cases = [
+        # name, source QEMU, destination QEMU, flags, expected
+        ("tunnelled", L.QEMU, L.QEMU,
+         ["--live", "--p2p", "--tunnelled", "--netpass"],
+         "netpass is not supported with tunnelled migration"),
+        ("destination-unpatched", L.QEMU, BASE_QEMU,
+         ["--live", "--netpass"],
+         "netpass is not supported by the QEMU binary on the destination "
+         "host"),
+        ("source-unpatched", BASE_QEMU, L.QEMU, ["--live", "--netpass"],
+         "netpass is not supported by the QEMU binary on the source host"),
+        ("compat-destination-unpatched", L.QEMU, BASE_QEMU, ["--live"],
+         None),
+    ]
+    recs = []
+    for name, src_qemu, dst_qemu, flags, expected in cases:
+        rundir = os.path.join(out, f"refusal-{name}")
+        os.makedirs(rundir, exist_ok=True)
+        rec = {"campaign": "libvirt-refusals", "case": name,
+               "flags": flags, "src_qemu": os.path.relpath(src_qemu, L.TOP),
+               "dst_qemu": os.path.relpath(dst_qemu, L.TOP),
+               "expected_error": expected,
+               "workspace": L.git("rev-parse", "--short=12", "HEAD"),
+               "libvirt_series_sha256": L.series_sha256("libvirt"),
+               "series_sha256": L.series_sha256("netpass")}
+        daemons = []
+        try:
+            with L.Topology("tuned") as topo:
+                try:
+                    L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
+                    for role in ("src", "dst"):
+                        daemons.append(Daemon(
+                            topo, os.path.join(rundir, f"lv-{role}"),
+                            os.path.join(out, f"lvcache-{role}"),
+                            f"lab-{role}"))
+                    src, dst = daemons
+                    xml = domain_xml(rundir, "src", "tap-src", "tuned", args)
+                    xml = xml.replace(L.QEMU, src_qemu)
+                    with open(os.path.join(rundir, "src.xml"), "w") as f:
+                        f.write(xml)
+                    src.virsh("define", os.path.join(rundir, "src.xml"))
+                    src.virsh("start", DOMAIN)
+                    if not L.wait_console(rundir, "src", L.READY, 120):
+                        raise RuntimeError("guest did not boot")
+                    dxml = src.virsh("dumpxml", "--migratable",
+                                     DOMAIN).stdout
+                    for a, b in (("tap-src", "tap-dst"),
+                                 ("src.console", "dst.console"),
+                                 ("src.trace", "dst.trace"),
+                                 ("src.qmp", "dst.qmp"),
+                                 (src_qemu, dst_qemu)):
+                        dxml = dxml.replace(a, b)
+                    with open(os.path.join(rundir, "dst.xml"), "w") as f:
+                        f.write(dxml)
+                    # (tunnelled: the stream goes through the daemons)
+                    where = ([] if "--tunnelled" in flags else
+                             ["--migrateuri", "tcp://127.0.0.1",
+                              "--listen-address", "127.0.0.1"])
+                    p = subprocess.run(
+                        [RUN, VIRSH, "-q", "-c", src.uri, "migrate"] + flags
+                        + where + ["--xml", os.path.join(rundir, "dst.xml"),
+                                   DOMAIN, dst.uri],
+                        capture_output=True, text=True, timeout=args.timeout)
+                    rec["exit"] = p.returncode
+                    rec["output"] = (p.stdout + p.stderr).strip()
+                    st = src.virsh("domstate", DOMAIN, check=False)
+                    rec["src_state"] = st.stdout.strip() or "gone"
+                    dt = dst.virsh("domstate", DOMAIN, check=False)
+                    rec["dst_state"] = (dt.stdout.strip()
+                                        if dt.returncode == 0 else "none")
+                    if expected:
+                        # Refused before anything ran on the destination;
+                        # the guest still runs on the source
+                        rec["ok"] = (p.returncode != 0 and
+                                     expected in rec["output"] and
+                                     rec["src_state"] == "running" and
+                                     rec["dst_state"] == "none")
+                    else:
+                        rec["ok"] = (p.returncode == 0 and
+                                     rec["dst_state"] == "running" and
+                                     rec["src_state"] == "shut off")
+                finally:
+                    for d in daemons:
+                        d.virsh("destroy", DOMAIN, check=False)
+                        d.stop()
+        except Exception as e:
+            rec["ok"] = False
+            rec["error"] = str(e)
+        print(f"{name}: {'ok' if rec['ok'] else 'FAILED'}: exit "
+              f"{rec.get('exit')}, {rec.get('output', rec.get('error'))}",
+              flush=True)
+        recs.append(rec)
+    return recs

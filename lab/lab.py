@@ -309,10 +309,11 @@ def guest_counters(topo):
             (kv.split("=") for kv in p.stdout.split()[1:])}
 
 
-def checkpoints(rundir, name):
-    """vmstate_downtime_checkpoint trace events: {checkpoint: epoch ns}."""
+def trace_events(rundir, name, event):
+    """@event's lines in RUNDIR/NAME.trace: {its arguments: epoch ns of
+    the first line with them}"""
     found = {}
-    pat = re.compile(r"^(\S+) vmstate_downtime_checkpoint (\S+)")
+    pat = re.compile(rf"^(\S+) {event} (.*)$")
     try:
         with open(os.path.join(rundir, f"{name}.trace")) as f:
             for line in f:
@@ -320,11 +321,16 @@ def checkpoints(rundir, name):
                 if m:
                     ts = datetime.datetime.fromisoformat(
                         m.group(1).replace("Z", "+00:00"))
-                    found.setdefault(m.group(2),
+                    found.setdefault(m.group(2).strip(),
                                      int(ts.timestamp() * 1e6) * 1000)
     except FileNotFoundError:
         pass
     return found
+
+
+def checkpoints(rundir, name):
+    """vmstate_downtime_checkpoint trace events: {checkpoint: epoch ns}."""
+    return trace_events(rundir, name, "vmstate_downtime_checkpoint")
 
 
 def wait_status(qmp, states, timeout):

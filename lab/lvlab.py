@@ -175,21 +175,44 @@ xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
 """
 
 
+def boot(topo, rundir, cache, args, daemons, src_qemu=L.QEMU,
+         dst_qemu=L.QEMU):
+    """Two daemons (appended to @daemons, for the caller to stop), and the
+    lab guest booted on the source's on @src_qemu as a persistent domain
+    (once migrated away it stays there, inactive, with its completed
+    job's statistics); RUNDIR/dst.xml, the destination's: the source's
+    migratable XML with the destination's TAP, files and QEMU. Returns
+    the two daemons."""
+    L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
+    for role in ("src", "dst"):
+        daemons.append(Daemon(topo, os.path.join(rundir, f"lv-{role}"),
+                              os.path.join(cache, f"lvcache-{role}"),
+                              f"lab-{role}"))
+    src, dst = daemons
+    xml = domain_xml(rundir, "src", "tap-src", topo.profile, args)
+    with open(os.path.join(rundir, "src.xml"), "w") as f:
+        f.write(xml.replace(L.QEMU, src_qemu))
+    src.virsh("define", os.path.join(rundir, "src.xml"))
+    src.virsh("start", DOMAIN)
+    xml = src.virsh("dumpxml", "--migratable", DOMAIN).stdout
+    for a, b in (("tap-src", "tap-dst"), ("src.console", "dst.console"),
+                 ("src.trace", "dst.trace"), ("src.qmp", "dst.qmp"),
+                 (src_qemu, dst_qemu)):
+        xml = xml.replace(a, b)
+    with open(os.path.join(rundir, "dst.xml"), "w") as f:
+        f.write(xml)
+    if not L.wait_console(rundir, "src", L.READY, 120):
+        raise RuntimeError("guest did not boot (see src.console)")
+    return src, dst
+
+
 def running_at(rundir, name):
     """When the QEMU's vCPUs first ran (vm_state_notify "running 1"),
     epoch ns, or None"""
-    pat = re.compile(r"^(\S+) vm_state_notify running 1 ")
-    try:
-        with open(os.path.join(rundir, f"{name}.trace")) as f:
-            for line in f:
-                m = pat.match(line)
-                if m:
-                    ts = datetime.datetime.fromisoformat(
-                        m.group(1).replace("Z", "+00:00"))
-                    return int(ts.timestamp() * 1e6) * 1000
-    except FileNotFoundError:
-        pass
-    return None
+    times = [t for args, t in
+             L.trace_events(rundir, name, "vm_state_notify").items()
+             if args.startswith("running 1 ")]
+    return min(times, default=None)
 
 
 def jobstats(daemon):
@@ -239,31 +262,10 @@ def libvirt_migration(topo, args, env, point, rundir, rep):
                          "two libvirtd in it")
     daemons, qmps, proc, mig = [], [], None, None
     try:
-        L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
-        cache = os.path.dirname(rundir)
-        for role in ("src", "dst"):
-            daemons.append(Daemon(topo, os.path.join(rundir, f"lv-{role}"),
-                                  os.path.join(cache, f"lvcache-{role}"),
-                                  f"lab-{role}"))
-        src, dst = daemons
-        with open(os.path.join(rundir, "src.xml"), "w") as f:
-            f.write(domain_xml(rundir, "src", "tap-src", topo.profile, args))
-        # Persistent on the source: once migrated away the domain stays
-        # there, inactive, with its completed job's statistics
-        src.virsh("define", os.path.join(rundir, "src.xml"))
-        src.virsh("start", DOMAIN)
+        src, dst = boot(topo, rundir, os.path.dirname(rundir), args,
+                        daemons)
         sq = QMP(os.path.join(rundir, "src.qmp"))
         qmps.append(sq)
-        # The destination's XML: the source's, migratable, with the
-        # destination's TAP and files
-        xml = src.virsh("dumpxml", "--migratable", DOMAIN).stdout
-        for a, b in (("tap-src", "tap-dst"), ("src.console", "dst.console"),
-                     ("src.trace", "dst.trace"), ("src.qmp", "dst.qmp")):
-            xml = xml.replace(a, b)
-        with open(os.path.join(rundir, "dst.xml"), "w") as f:
-            f.write(xml)
-        if not L.wait_console(rundir, "src", L.READY, 120):
-            raise RuntimeError("guest did not boot (see src.console)")
         rec["answers_before"] = L.guest_answers(topo, rundir)
         if not rec["answers_before"]:
             raise RuntimeError("guest does not answer before migration")
@@ -434,31 +436,8 @@ def refusals(args, out):
         try:
             with L.Topology("tuned") as topo:
                 try:
-                    L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
-                    for role in ("src", "dst"):
-                        daemons.append(Daemon(
-                            topo, os.path.join(rundir, f"lv-{role}"),
-                            os.path.join(out, f"lvcache-{role}"),
-                            f"lab-{role}"))
-                    src, dst = daemons
-                    xml = domain_xml(rundir, "src", "tap-src", "tuned", args)
-                    xml = xml.replace(L.QEMU, src_qemu)
-                    with open(os.path.join(rundir, "src.xml"), "w") as f:
-                        f.write(xml)
-                    src.virsh("define", os.path.join(rundir, "src.xml"))
-                    src.virsh("start", DOMAIN)
-                    if not L.wait_console(rundir, "src", L.READY, 120):
-                        raise RuntimeError("guest did not boot")
-                    dxml = src.virsh("dumpxml", "--migratable",
-                                     DOMAIN).stdout
-                    for a, b in (("tap-src", "tap-dst"),
-                                 ("src.console", "dst.console"),
-                                 ("src.trace", "dst.trace"),
-                                 ("src.qmp", "dst.qmp"),
-                                 (src_qemu, dst_qemu)):
-                        dxml = dxml.replace(a, b)
-                    with open(os.path.join(rundir, "dst.xml"), "w") as f:
-                        f.write(dxml)
+                    src, dst = boot(topo, rundir, out, args, daemons,
+                                    src_qemu, dst_qemu)
                     # (tunnelled: the stream goes through the daemons)
                     where = ([] if "--tunnelled" in flags else
                              ["--migrateuri", "tcp://127.0.0.1",

@@ -13,7 +13,7 @@ MATRIX_REPS_OFF ?= 3
 LV_REPS ?= 10
 LV_REPS_OFF ?= 3
 
-.PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals \
+.PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-old \
         fuzz sanitize matrix memflood faults faults-keepalive linkfail help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
@@ -39,7 +39,8 @@ help:
 	@echo "                   (the QEMU capabilities data, migration parameters, monitor, cookie, virsh)"
 	@echo "make libvirt-lab   virsh migrate --netpass between two libvirt daemons on real guests under UDP traffic,"
 	@echo "                   precopy and postcopy, off and on (LV_REPS=$(LV_REPS) each) into $(RESULTS)/libvirt.jsonl"
-	@echo "make libvirt-refusals  virsh migrate --netpass refused (tunnelled, unpatched QEMU either side), and to an unpatched QEMU without it"
+	@echo "make libvirt-refusals  virsh migrate --netpass refused (tunnelled, unpatched QEMU or libvirt 9.0 either side),"
+	@echo "                   and migrations without it to an unpatched QEMU and to and from libvirt 9.0 (make libvirt-old)"
 	@echo "make libvirt-fetch / libvirt-apply / libvirt-build / libvirt-export / libvirt-status"
 	@echo "                   as the QEMU verbs, for the libvirt series (libvirt $(shell sed -n 's/^ *BASE_VERSION=\([0-9][0-9.]*-.*\)/\1/p' $(S)/lib.sh | tail -n 1))"
 	@echo "make deps          install the build dependencies (apt, root)"
@@ -159,9 +160,12 @@ libvirt-export:
 	@SERIES=libvirt $(S)/export.sh
 libvirt-status:
 	@SERIES=libvirt $(S)/status.sh
-# What virsh migrate --netpass refuses (tunnelled, an unpatched QEMU on
-# either side), and a migration to an unpatched destination QEMU
-libvirt-refusals: libvirt-build build build-base
+# An older libvirt (Debian bookworm's, unpacked into work/libvirt-old)
+libvirt-old: deps
+	@$(S)/libvirt-old.sh
+# What virsh migrate --netpass refuses (tunnelled, an unpatched QEMU or an
+# older libvirt on either side), and migrations without it to and from them
+libvirt-refusals: libvirt-build build build-base libvirt-old
 	@lab/guest.sh
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/libvirt-refusals.jsonl

@@ -1856,7 +1856,7 @@ def main():
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "libvirt-refusals":
         import lvlab
-        lvlab.check_ready()
+        lvlab.check_ready(old=True)
         out = results_dir(args)
         recs = lvlab.refusals(args, out)
         files = record_files(args, out)

@@ -46,6 +46,11 @@ LVBUILD = os.path.join(L.WORK, "build-libvirt")
 RUN = os.path.join(LVBUILD, "run")
 VIRSH = os.path.join(LVBUILD, "tools", "virsh")
 LIBVIRTD = os.path.join(LVBUILD, "src", "libvirtd")
+# An older libvirt, without the series (make libvirt-old): Debian
+# bookworm's, unpacked, not installed
+OLD_ROOT = os.path.join(L.WORK, "libvirt-old")
+OLD_LIBDIR = os.path.join(OLD_ROOT, "usr", "lib", "x86_64-linux-gnu")
+OLD_LIBVIRTD = os.path.join(OLD_ROOT, "usr", "sbin", "libvirtd")
 DOMAIN = "lab"
 # The directories of a daemon, each bind-mounted over the system one
 DIRS = {"etc": "/etc/libvirt", "run": "/run/libvirt",
@@ -75,10 +80,13 @@ stdio_handler = "file"
 
 
 class Daemon:
-    """One libvirtd, a host to libvirt: its own hostname, UUID and state."""
+    """One libvirtd, a host to libvirt: its own hostname, UUID and state.
+    With @old, the older libvirt's (its modules and its data, the CPU
+    map, in its mount namespace), else the series'."""
 
-    def __init__(self, topo, root, cache, hostname):
+    def __init__(self, topo, root, cache, hostname, old=False):
         self.name = hostname
+        self.old = old
         self.root = root
         dirs = {k: os.path.join(root, k) for k in DIRS}
         dirs["cache"] = cache
@@ -92,8 +100,31 @@ class Daemon:
                     f"{os.path.join(dirs['run'], 'libvirt-sock')}")
         mounts = "".join(f"mkdir -p {DIRS[k]}; mount --bind {dirs[k]} "
                          f"{DIRS[k]}\n" for k in DIRS)
+        if old:
+            share = os.path.join(OLD_ROOT, "usr", "share", "libvirt")
+            mounts += (f"mkdir -p /usr/share/libvirt; mount --bind {share} "
+                       f"/usr/share/libvirt\n")
+            # Debian's libvirt looks up its built-in QEMU user before it
+            # reads qemu.conf (which says root): the package would have
+            # created it; here it exists in the daemon's namespace only
+            for db, line in (("passwd", "libvirt-qemu:x:64055:64055::"
+                              "/var/lib/libvirt:/usr/sbin/nologin"),
+                             ("group", "libvirt-qemu:x:64055:")):
+                with open(f"/etc/{db}") as f:
+                    text = f.read()
+                with open(os.path.join(root, db), "w") as f:
+                    f.write(text + ("" if text.endswith("\n") else "\n")
+                            + line + "\n")
+                mounts += (f"mount --bind {os.path.join(root, db)} "
+                           f"/etc/{db}\n")
+            run = (f"env LD_LIBRARY_PATH={OLD_LIBDIR} LIBVIRT_DRIVER_DIR="
+                   f"{OLD_LIBDIR}/libvirt/connection-driver "
+                   f"LIBVIRT_STORAGE_FILE_DIR={OLD_LIBDIR}/libvirt/"
+                   f"storage-file {OLD_LIBVIRTD}")
+        else:
+            run = f"{RUN} {LIBVIRTD}"
         script = (f"set -e\n{mounts}hostname {hostname}\n"
-                  f"exec {RUN} {LIBVIRTD} --pid-file /run/libvirt/libvirtd.pid\n")
+                  f"exec {run} --pid-file /run/libvirt/libvirtd.pid\n")
         self.log = os.path.join(root, "libvirtd.out")
         with open(self.log, "w") as logf:
             self.proc = subprocess.Popen(
@@ -153,6 +184,9 @@ xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
     <initrd>{os.path.join(L.GUEST, 'initrd')}</initrd>
     <cmdline>{cmdline}</cmdline>
   </os>
+  <features>
+    <acpi/>
+  </features>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>{L.QEMU}</emulator>
@@ -176,18 +210,20 @@ xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
 
 
 def boot(topo, rundir, cache, args, daemons, src_qemu=L.QEMU,
-         dst_qemu=L.QEMU):
-    """Two daemons (appended to @daemons, for the caller to stop), and the
-    lab guest booted on the source's on @src_qemu as a persistent domain
+         dst_qemu=L.QEMU, old=()):
+    """Two daemons (appended to @daemons, for the caller to stop), the
+    older libvirt's for the roles in @old, and the lab guest booted on
+    the source's on @src_qemu as a persistent domain
     (once migrated away it stays there, inactive, with its completed
     job's statistics); RUNDIR/dst.xml, the destination's: the source's
     migratable XML with the destination's TAP, files and QEMU. Returns
     the two daemons."""
     L.sh("ip", "-n", topo.br, "link", "set", "lo", "up")
     for role in ("src", "dst"):
+        suffix = "-old" if role in old else ""
         daemons.append(Daemon(topo, os.path.join(rundir, f"lv-{role}"),
-                              os.path.join(cache, f"lvcache-{role}"),
-                              f"lab-{role}"))
+                              os.path.join(cache, f"lvcache-{role}{suffix}"),
+                              f"lab-{role}", old=role in old))
     src, dst = daemons
     xml = domain_xml(rundir, "src", "tap-src", topo.profile, args)
     with open(os.path.join(rundir, "src.xml"), "w") as f:
@@ -391,10 +427,19 @@ def environment(args):
     return env
 
 
-def check_ready():
+def old_version():
+    """The older libvirt's Debian version (make libvirt-old)"""
+    with open(os.path.join(OLD_ROOT, "VERSION")) as f:
+        return f.read().strip()
+
+
+def check_ready(old=False):
     for f in (RUN, VIRSH, LIBVIRTD):
         if not os.path.exists(f):
             raise SystemExit(f"lab.py libvirt: no {f} (make libvirt-build)")
+    if old and not os.path.exists(OLD_LIBVIRTD):
+        raise SystemExit(f"lab.py libvirt: no {OLD_LIBVIRTD} "
+                         "(make libvirt-old)")
     if not shutil.which("unshare"):
         raise SystemExit("lab.py libvirt: no unshare (util-linux)")
 
@@ -403,52 +448,76 @@ BASE_QEMU = os.path.join(L.WORK, "build-base", "qemu-system-x86_64")
 
 
 def refusals(args, out):
-    """What virsh migrate --netpass refuses, and a migration with an
-    unpatched QEMU on one side: each case's outcome, as a record. The
-    source runs the lab guest on the patched QEMU unless the case says
-    otherwise; no traffic."""
+    """What virsh migrate --netpass refuses, and migrations without it
+    to or from an unpatched QEMU or an older libvirt (make libvirt-old):
+    each case's outcome, as a record. The source runs the lab guest on
+    the patched QEMU, with the series' libvirt, unless the case says
+    otherwise; no traffic. A migration that must complete must do so
+    with neither netpass nor vm-started on, on either side."""
+    unsupported = "unsupported flags (0x200000)"
     cases = [
-        # name, source QEMU, destination QEMU, flags, expected
-        ("tunnelled", L.QEMU, L.QEMU,
-         ["--live", "--p2p", "--tunnelled", "--netpass"],
+        # name, what differs from the default, flags, expected error
+        ("tunnelled", {}, ["--p2p", "--tunnelled", "--netpass"],
          "netpass is not supported with tunnelled migration"),
-        ("destination-unpatched", L.QEMU, BASE_QEMU,
-         ["--live", "--netpass"],
+        ("destination-unpatched", {"dst_qemu": BASE_QEMU}, ["--netpass"],
          "netpass is not supported by the QEMU binary on the destination "
          "host"),
-        ("source-unpatched", BASE_QEMU, L.QEMU, ["--live", "--netpass"],
+        ("source-unpatched", {"src_qemu": BASE_QEMU}, ["--netpass"],
          "netpass is not supported by the QEMU binary on the source host"),
-        ("compat-destination-unpatched", L.QEMU, BASE_QEMU, ["--live"],
-         None),
+        ("compat-destination-unpatched", {"dst_qemu": BASE_QEMU}, [], None),
+        # libvirt 9.0 knows no VIR_MIGRATE_NETPASS (1 << 21)
+        ("old-libvirt-destination", {"old": ("dst",)}, ["--netpass"],
+         unsupported),
+        ("old-libvirt-source", {"old": ("src",)}, ["--netpass"],
+         unsupported),
+        ("compat-old-libvirt-destination", {"old": ("dst",)}, [], None),
+        ("compat-old-libvirt-source", {"old": ("src",)}, [], None),
     ]
     recs = []
-    for name, src_qemu, dst_qemu, flags, expected in cases:
+    for name, how, flags, expected in cases:
+        flags = ["--live"] + flags
+        src_qemu = how.get("src_qemu", L.QEMU)
+        dst_qemu = how.get("dst_qemu", L.QEMU)
         rundir = os.path.join(out, f"refusal-{name}")
         os.makedirs(rundir, exist_ok=True)
         rec = {"campaign": "libvirt-refusals", "case": name,
                "flags": flags, "src_qemu": os.path.relpath(src_qemu, L.TOP),
                "dst_qemu": os.path.relpath(dst_qemu, L.TOP),
+               "old_libvirt": {r: (old_version() if r in how.get("old", ())
+                                   else None) for r in ("src", "dst")},
                "expected_error": expected,
                "workspace": L.git("rev-parse", "--short=12", "HEAD"),
                "libvirt_series_sha256": L.series_sha256("libvirt"),
                "series_sha256": L.series_sha256("netpass")}
-        daemons = []
+        daemons, qmps = [], []
         try:
             with L.Topology("tuned") as topo:
                 try:
                     src, dst = boot(topo, rundir, out, args, daemons,
-                                    src_qemu, dst_qemu)
+                                    src_qemu, dst_qemu, how.get("old", ()))
                     # (tunnelled: the stream goes through the daemons)
                     where = ([] if "--tunnelled" in flags else
                              ["--migrateuri", "tcp://127.0.0.1",
                               "--listen-address", "127.0.0.1"])
-                    p = subprocess.run(
+                    # Slow enough to see what the QEMUs have on meanwhile
+                    mig = subprocess.Popen(
                         [RUN, VIRSH, "-q", "-c", src.uri, "migrate"] + flags
-                        + where + ["--xml", os.path.join(rundir, "dst.xml"),
+                        + where + ["--bandwidth", "32",
+                                   "--xml", os.path.join(rundir, "dst.xml"),
                                    DOMAIN, dst.uri],
-                        capture_output=True, text=True, timeout=args.timeout)
-                    rec["exit"] = p.returncode
-                    rec["output"] = (p.stdout + p.stderr).strip()
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True)
+                    if not expected:
+                        sq = QMP(os.path.join(rundir, "src.qmp"))
+                        qmps.append(sq)
+                        L.wait_status(sq, {"active"}, 30)
+                        dq = QMP(os.path.join(rundir, "dst.qmp"))
+                        qmps.append(dq)
+                        rec["caps"] = {"src": caps_of(sq),
+                                       "dst": caps_of(dq)}
+                    rec["output"] = mig.communicate(
+                        timeout=args.timeout)[0].strip()
+                    rec["exit"] = mig.returncode
                     st = src.virsh("domstate", DOMAIN, check=False)
                     rec["src_state"] = st.stdout.strip() or "gone"
                     dt = dst.virsh("domstate", DOMAIN, check=False)
@@ -457,15 +526,19 @@ def refusals(args, out):
                     if expected:
                         # Refused before anything ran on the destination;
                         # the guest still runs on the source
-                        rec["ok"] = (p.returncode != 0 and
+                        rec["ok"] = (rec["exit"] != 0 and
                                      expected in rec["output"] and
                                      rec["src_state"] == "running" and
                                      rec["dst_state"] == "none")
                     else:
-                        rec["ok"] = (p.returncode == 0 and
+                        on = set(rec["caps"]["src"] + rec["caps"]["dst"])
+                        rec["ok"] = (rec["exit"] == 0 and
                                      rec["dst_state"] == "running" and
-                                     rec["src_state"] == "shut off")
+                                     rec["src_state"] == "shut off" and
+                                     not on & {"netpass", "vm-started"})
                 finally:
+                    for q in qmps:
+                        q.close()
                     for d in daemons:
                         d.virsh("destroy", DOMAIN, check=False)
                         d.stop()
@@ -473,7 +546,8 @@ def refusals(args, out):
             rec["ok"] = False
             rec["error"] = str(e)
         print(f"{name}: {'ok' if rec['ok'] else 'FAILED'}: exit "
-              f"{rec.get('exit')}, {rec.get('output', rec.get('error'))}",
+              f"{rec.get('exit')}, {rec.get('output', rec.get('error'))}"
+              + (f", capabilities {rec['caps']}" if "caps" in rec else ""),
               flush=True)
         recs.append(rec)
     return recs

@@ -399,10 +399,58 @@ def unicast_loss(rec, d, tap_dst):
     }
 
 
-def udp_results(rec, rundir, stop, start, before, after, taps_before,
-                taps_after, host_before, host_after, keep_timeline):
+def traffic_counters(topo):
+    """What a run compares before and after: the guest's counters, the
+    drops of both TAPs, the traffic host's socket errors"""
+    return {"guest": guest_counters(topo),
+            "taps": [topo.link(t)[1] for t in ("tap-src", "tap-dst")],
+            "host": topo.host_udp_rcvbuf_errors()}
+
+
+def traffic_start(topo, args, rundir, setup, kind, rate, dst=GUEST_IP):
+    """The counters before, and the traffic host's sender started (its
+    records in RUNDIR/traffic.rec); the setup it ran in, into @setup"""
+    before = traffic_counters(topo)
+    setup["tap_qlen"] = topo.link("tap-src")[0]
+    setup["guest_rcvbuf"] = before["guest"]["rcvbuf"]
+    proc = topo.run_in(topo.th, traffic_cmd(
+        kind, rate, int(rate * args.seconds),
+        os.path.join(rundir, "traffic.rec"), dst=dst),
+        stdout=subprocess.PIPE, text=True)
+    return before, proc
+
+
+def traffic_end(topo, args, proc):
+    """The sender's summary once it is done, and the counters after"""
+    summary = json.loads(proc.communicate(timeout=args.seconds + 60)[0])
+    return summary, traffic_counters(topo)
+
+
+def traffic_results(rec, rundir, summary, before, after, stop, start, rep):
+    """What the traffic of rec["traffic"] saw, into @rec, the switchover
+    being from the source's @stop to the destination's @start (epoch
+    ns); returns how many requests the guest answered"""
+    if rec["traffic"] == "udp":
+        rec.update({k: summary[k] for k in (
+            "sent", "send_failed", "echoed", "lost", "reordered",
+            "duplicated")})
+        rec["blackout_ms"] = summary["longest_gap_ms"]
+        udp_results(rec, rundir, stop, start, before, after, rep == 0)
+        answered = rec["echoed"]
+    else:
+        rec["tcp"] = dict(summary, guest_retransmissions=(
+            after["guest"]["tcp_retrans"] - before["guest"]["tcp_retrans"]))
+        del rec["tcp"]["start_ns"]
+        answered = summary["answered"]
+    recs = read_records(os.path.join(rundir, "traffic.rec"))
+    rec["answers_after"] = any(a > start for _, _, a in recs)
+    return answered
+
+
+def udp_results(rec, rundir, stop, start, before, after, keep_timeline):
     """Losses of a UDP run: when (the switchover window, or outside it)
-    and where (host, destination TAP, guest, way back)."""
+    and where (host, destination TAP, guest, way back); @before and
+    @after: traffic_counters()."""
     recs = read_records(os.path.join(rundir, "traffic.rec"))
     echoes = sorted(e for _, _, e in recs if e)
     # The window: from the source's stop to the first echo after the
@@ -416,10 +464,10 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
     rec["lost_before"] = sum(s < stop for s in lost)
     rec["lost_after"] = sum(s > end for s in lost)
 
-    d = {k: after[k] - before[k] for k in before}
+    d = {k: after["guest"][k] - before["guest"][k] for k in before["guest"]}
     rec["guest_dupes"] = d["dupes"]
-    tap_src = taps_after[0] - taps_before[0]
-    tap_dst = taps_after[1] - taps_before[1]
+    tap_src = after["taps"][0] - before["taps"][0]
+    tap_dst = after["taps"][1] - before["taps"][1]
     if rec.get("to") == "broadcast":
         # Both hosts get every datagram: the guest may receive more than
         # was sent, the host's TAPs drop copies (a QEMU that does not
@@ -451,7 +499,7 @@ def udp_results(rec, rundir, stop, start, before, after, taps_before,
     rec["counters"] = {
         "guest": d, "tap_src_dropped": tap_src,
         "tap_dst_dropped": tap_dst,
-        "host_rcvbuf_errors": host_after - host_before,
+        "host_rcvbuf_errors": after["host"] - before["host"],
     }
     if keep_timeline:
         # Echo delay (ms, -1: lost) of each datagram from 300 ms before
@@ -604,18 +652,10 @@ def one_migration(topo, args, env, point, rundir, rep):
                      params={"src": params_src, "dst": params_dst})
         dst.qmp.cmd("migrate-incoming", uri=uri)
 
-        before = guest_counters(topo)
-        taps_before = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
-        host_before = topo.host_udp_rcvbuf_errors()
-        setup["tap_qlen"] = topo.link("tap-src")[0]
-        setup["guest_rcvbuf"] = before["rcvbuf"]
+        before, proc = traffic_start(
+            topo, args, rundir, setup, traffic, rate,
+            SEGMENT_BROADCAST if broadcast else GUEST_IP)
         rec["setup"] = setup
-
-        proc = topo.run_in(topo.th, traffic_cmd(
-            traffic, rate, int(rate * args.seconds),
-            os.path.join(rundir, "traffic.rec"),
-            dst=SEGMENT_BROADCAST if broadcast else GUEST_IP),
-            stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
         if args.inject_failure == "migrate":
             raise RuntimeError("injected failure during the traffic")
@@ -648,15 +688,11 @@ def one_migration(topo, args, env, point, rundir, rep):
                     rundir, dst, any("postcopy_ram_fault_thread_request"
                                      in t for t in args.trace or [])))
 
-        summary = json.loads(proc.communicate(
-            timeout=args.seconds + 60)[0])
+        summary, after = traffic_end(topo, args, proc)
         proc = None
         if args.early_unicast and args.dump and mode == "postcopy":
             rec["early_unicast"] = early_unicast_seen(rundir,
                                                       args.early_unicast)
-        after = guest_counters(topo)
-        taps_after = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
-        host_after = topo.host_udp_rcvbuf_errors()
 
         cs, cd = checkpoints(rundir, "src"), checkpoints(rundir, "dst")
         stop = cs.get("src-vm-stopped")
@@ -667,22 +703,8 @@ def one_migration(topo, args, env, point, rundir, rep):
         rec["checkpoints_ms"] = {k: round((v - stop) / 1e6, 3) for k, v in
                                  sorted(list(cs.items()) +
                                         list(cd.items()))}
-        if traffic == "udp":
-            rec.update({k: summary[k] for k in (
-                "sent", "send_failed", "echoed", "lost", "reordered",
-                "duplicated")})
-            rec["blackout_ms"] = summary["longest_gap_ms"]
-            udp_results(rec, rundir, stop, start, before, after,
-                        taps_before, taps_after, host_before, host_after,
-                        rep == 0)
-            answered = rec["echoed"]
-        else:
-            rec["tcp"] = dict(summary, guest_retransmissions=(
-                after["tcp_retrans"] - before["tcp_retrans"]))
-            del rec["tcp"]["start_ns"]
-            answered = summary["answered"]
-        recs = read_records(os.path.join(rundir, "traffic.rec"))
-        rec["answers_after"] = any(a > start for _, _, a in recs)
+        answered = traffic_results(rec, rundir, summary, before, after,
+                                   stop, start, rep)
         rec["ok"] = (rec["status_src"] == "completed"
                      and rec["run_dst"] == "running"
                      and rec["one_running"] and rec["answers_after"]

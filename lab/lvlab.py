@@ -30,7 +30,6 @@ vm_state_notify "running 1", not at dst-*-bh-vm-started (which marks the
 end of the load there).
 """
 import datetime
-import json
 import os
 import re
 import shutil
@@ -306,21 +305,13 @@ def libvirt_migration(topo, args, env, point, rundir, rep):
         if not rec["answers_before"]:
             raise RuntimeError("guest does not answer before migration")
 
-        before = L.guest_counters(topo)
-        taps_before = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
-        host_before = topo.host_udp_rcvbuf_errors()
-        setup["tap_qlen"] = topo.link("tap-src")[0]
-        setup["guest_rcvbuf"] = before["rcvbuf"]
+        before, proc = L.traffic_start(topo, args, rundir, setup, "udp",
+                                       rate)
         setup["libvirt_flags"] = (["--live"] +
                                   (["--postcopy"] if mode == "postcopy"
                                    else []) +
                                   (["--netpass"] if netpass else []))
         rec["setup"] = setup
-
-        proc = topo.run_in(topo.th, L.traffic_cmd(
-            "udp", rate, int(rate * args.seconds),
-            os.path.join(rundir, "traffic.rec")),
-            stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
         # Postcopy runs: precopy slowed down so that it cannot complete
         # before migrate-postcopy; postcopy itself unlimited
@@ -361,12 +352,8 @@ def libvirt_migration(topo, args, env, point, rundir, rep):
         rec["total_time_ms"] = js.get("time_elapsed")
         rec["netpass_src"], rec["netpass_dst"] = netpass_of(js), netpass_of(jd)
 
-        summary = json.loads(proc.communicate(
-            timeout=args.seconds + 60)[0])
+        summary, after = L.traffic_end(topo, args, proc)
         proc = None
-        after = L.guest_counters(topo)
-        taps_after = [topo.link(t)[1] for t in ("tap-src", "tap-dst")]
-        host_after = topo.host_udp_rcvbuf_errors()
 
         cs, cd = L.checkpoints(rundir, "src"), L.checkpoints(rundir, "dst")
         stop = cs.get("src-vm-stopped")
@@ -378,14 +365,8 @@ def libvirt_migration(topo, args, env, point, rundir, rep):
             {k: round((v - stop) / 1e6, 3) for k, v in
              sorted(list(cs.items()) + list(cd.items()))},
             **{"dst-vcpus-running": rec["true_downtime_ms"]})
-        rec.update({k: summary[k] for k in (
-            "sent", "send_failed", "echoed", "lost", "reordered",
-            "duplicated")})
-        rec["blackout_ms"] = summary["longest_gap_ms"]
-        L.udp_results(rec, rundir, stop, start, before, after, taps_before,
-                      taps_after, host_before, host_after, rep == 0)
-        recs = L.read_records(os.path.join(rundir, "traffic.rec"))
-        rec["answers_after"] = any(a > start for _, _, a in recs)
+        L.traffic_results(rec, rundir, summary, before, after, stop, start,
+                          rep)
         # libvirt must have enabled vm-started on both sides (both have
         # it), and netpass on both exactly when asked
         want = {"vm-started"} | ({"netpass"} if netpass else set())

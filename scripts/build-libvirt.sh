@@ -43,27 +43,13 @@ targets=(src/libvirtd tools/virsh tests/qemucapsprobe
          tests/qemucapabilitiestest tests/domaincapstest tests/qemucaps2xmltest
          tests/qemumigrationcookiexmltest tests/virshtest)
 
-if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
-    say "build: configuring ${build#"$TOP"/}"
-    rm -rf "$build"
-    mkdir -p "$build"
-    meson setup "${conf[@]}" "$build" "$src" >"$build.configure.log" 2>&1 ||
-        { tail -n 30 "$build.configure.log"; die "meson setup failed (see $build.configure.log)"; }
-    mv "$build.configure.log" "$build/configure.log"
-    echo "${conf[*]}" > "$build/.configure-args"
-fi
-ninja -C "$build" build.ninja >"$build/regenerate.log" 2>&1 ||
-    { tail -n 30 "$build/regenerate.log"; die "meson could not regenerate $build"; }
+configure_once "$build" "${conf[*]}" meson setup "${conf[@]}" "$build" "$src"
+ninja_build "$build"
 # The driver modules the daemon loads (the connection drivers and the
 # storage file backends) come with the default target 'all' only as
 # their own targets: ask for every shared module.
 modules=$(ninja -C "$build" -t targets all | cut -d: -f1 |
           grep -E '^(src/(libvirt_driver_[a-z_]+|libvirt_storage_file_[a-z]+)|tests/lib[a-z_0-9]+)\.so$' || true)
 # shellcheck disable=SC2206
-want=("${targets[@]}" $modules "$@")
-say "build: ninja ${#want[@]} targets in ${build#"$TOP"/}"
-if ! ninja -C "$build" "${want[@]}" >"$build/ninja.log" 2>&1; then
-    grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
-    die "build failed (see ${build#"$TOP"/}/ninja.log)"
-fi
+ninja_build "$build" "${targets[@]}" $modules "$@"
 say "build: done"

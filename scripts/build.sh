@@ -32,19 +32,9 @@ conf=(--target-list=x86_64-softmmu --disable-docs --disable-user
 if [[ ${SANITIZE:-0} = 1 ]]; then
     conf+=(--enable-asan --enable-ubsan)
 fi
-if ! [[ -f $build/build.ninja && "${conf[*]}" = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
-    say "build: configuring ${build#"$TOP"/}"
-    rm -rf "$build"
-    mkdir -p "$build"
-    (cd "$build" && "$src/configure" "${conf[@]}" >"$build/configure.log" 2>&1) ||
-        { tail -n 30 "$build/configure.log"; die "configure failed (see $build/configure.log)"; }
-    echo "${conf[*]}" > "$build/.configure-args"
-fi
-# Only the targets this tree has (a prefix of the series may lack some):
-# bring build.ninja up to date with the tree first, or it lists the
-# targets of whatever tree was built there last.
-ninja -C "$build" build.ninja >"$build/regenerate.log" 2>&1 ||
-    { tail -n 30 "$build/regenerate.log"; die "meson could not regenerate $build"; }
+configure_once "$build" "${conf[*]}" "$src/configure" "${conf[@]}"
+# Only the targets this tree has (a prefix of the series may lack some)
+ninja_build "$build"
 avail=$(ninja -C "$build" -t targets all | cut -d: -f1)
 want=()
 for t in "${targets[@]}" "$@"; do
@@ -52,11 +42,7 @@ for t in "${targets[@]}" "$@"; do
         want+=("$t")
     fi
 done
-say "build: ninja ${want[*]} in ${build#"$TOP"/}"
-if ! ninja -C "$build" "${want[@]}" >"$build/ninja.log" 2>&1; then
-    grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
-    die "build failed (see ${build#"$TOP"/}/ninja.log)"
-fi
+ninja_build "$build" "${want[@]}"
 # Run from the build tree, QEMU looks for firmware below qemu-bundle/
 # (relocated search path): point those directories at the system ones.
 IFS=: read -ra fwdirs <<<"$fwpath"

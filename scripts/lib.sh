@@ -88,3 +88,38 @@ export_series_to() {
         "$out/0000-cover-letter.patch"
     (cd "$out" && ls [0-9]*.patch | grep -v '^0000-cover-letter' > series)
 }
+
+# Configure build directory $1 once per set of arguments $2: run the rest
+# (the configure command) in it, from an empty directory, unless it was
+# configured with the same arguments already. Its output goes to
+# configure.log there.
+configure_once() {
+    local build=$1 args=$2
+    shift 2
+    if [[ -f $build/build.ninja && $args = "$(cat "$build/.configure-args" 2>/dev/null)" ]]; then
+        return 0
+    fi
+    say "build: configuring ${build#"$TOP"/}"
+    rm -rf "$build"
+    mkdir -p "$build"
+    (cd "$build" && "$@" >"$build/configure.log" 2>&1) ||
+        { tail -n 30 "$build/configure.log"; die "configure failed (see $build/configure.log)"; }
+    echo "$args" > "$build/.configure-args"
+}
+
+# ninja in build directory $1: first build.ninja, up to date with the tree
+# (or it lists the targets of whatever tree was built there last), then
+# the targets that follow, with the log in ninja.log there; its errors,
+# if it fails.
+ninja_build() {
+    local build=$1
+    shift
+    ninja -C "$build" build.ninja >"$build/regenerate.log" 2>&1 ||
+        { tail -n 30 "$build/regenerate.log"; die "meson could not regenerate $build"; }
+    (($#)) || return 0
+    say "build: ninja $# targets in ${build#"$TOP"/}"
+    if ! ninja -C "$build" "$@" >"$build/ninja.log" 2>&1; then
+        grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
+        die "build failed (see ${build#"$TOP"/}/ninja.log)"
+    fi
+}

@@ -470,7 +470,7 @@ def refusals(args, out):
                "workspace": L.git("rev-parse", "--short=12", "HEAD"),
                "libvirt_series_sha256": L.series_sha256("libvirt"),
                "series_sha256": L.series_sha256("netpass")}
-        daemons, qmps = [], []
+        daemons, qmps, mig = [], [], None
         try:
             with L.Topology("tuned") as topo:
                 try:
@@ -518,6 +518,9 @@ def refusals(args, out):
                                      rec["src_state"] == "shut off" and
                                      not on & {"netpass", "vm-started"})
                 finally:
+                    if mig and mig.poll() is None:
+                        mig.kill()
+                        mig.wait()
                     for q in qmps:
                         q.close()
                     for d in daemons:

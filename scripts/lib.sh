@@ -107,6 +107,8 @@ configure_once() {
     echo "$args" > "$build/.configure-args"
 }
 
+BUILD_LOCK=${BUILD_LOCK:-$TOP/work/.build.lock}
+
 # ninja in build directory $1: first build.ninja, up to date with the tree
 # (or it lists the targets of whatever tree was built there last), then
 # the targets that follow, with the log in ninja.log there; its errors,
@@ -118,7 +120,10 @@ ninja_build() {
         { tail -n 30 "$build/regenerate.log"; die "meson could not regenerate $build"; }
     (($#)) || return 0
     say "build: ninja $# targets in ${build#"$TOP"/}"
-    if ! ninja -C "$build" "$@" >"$build/ninja.log" 2>&1; then
+    # One build at a time on this machine, whoever starts it (a second
+    # one would only slow both down)
+    mkdir -p "$(dirname "$BUILD_LOCK")"
+    if ! flock "$BUILD_LOCK" ninja -C "$build" "$@" >"$build/ninja.log" 2>&1; then
         grep -v '^\[[0-9]*/[0-9]*\] ' "$build/ninja.log" | tail -n 40
         die "build failed (see ${build#"$TOP"/}/ninja.log)"
     fi

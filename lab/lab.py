@@ -24,6 +24,11 @@ usage: lab.py {capacity,demo,bench,downtime,flood,smoke} [options]
             [--postcopy] [--netpass]` between two libvirt daemons (the
             libvirt series, see lab/lvlab.py): precopy and postcopy,
             netpass off (--reps-off) and on (--reps), profile tuned
+  libvirt-postcopy-device
+            virsh migrate --postcopy whose link is cut, or which is
+            aborted (virsh domjobabort [--postcopy]), while the source is
+            in postcopy-device: who runs the guest afterwards (see
+            lab/lvlab.py, --cases)
   report    the README's lab section, the cover letter's figures and the
             plots, from the records in docs/results/ (see lab/report.py);
             --check fails if they differ from what is committed
@@ -128,6 +133,8 @@ class Topology:
            "peer", "name", "vth", "netns", th)
         sh("ip", "-n", br, "link", "set", "vbr", "master", "br0", "up")
         sh("ip", "-n", br, "link", "set", "br0", "up")
+        # The migration's TCP runs over it (lo of the namespace)
+        sh("ip", "-n", br, "link", "set", "lo", "up")
         sh("ip", "-n", th, "addr", "add", f"{HOST_IP}/24", "dev", "vth")
         sh("ip", "-n", th, "link", "set", "vth", "up")
         sh("ip", "-n", th, "link", "set", "lo", "up")
@@ -220,7 +227,7 @@ def environment(args):
     }, **({"note": args.note} if args.note else {}))
 
 
-def start_vm(topo, rundir, name, tap, extra, args):
+def start_vm(topo, rundir, name, tap, extra, args, oob=False):
     log = os.path.join(rundir, f"{name}.log")
     common = [
         "-machine", MACHINE, "-accel", accelerator(),
@@ -244,7 +251,7 @@ def start_vm(topo, rundir, name, tap, extra, args):
     for t in args.trace or []:
         common += ["-trace", t]
     return Qemu(QEMU, name, rundir, common, log=log,
-                prefix=["ip", "netns", "exec", topo.br])
+                prefix=["ip", "netns", "exec", topo.br], oob=oob)
 
 
 def wait_console(rundir, name, text, timeout):
@@ -1093,38 +1100,68 @@ def smoke_verdict(recs):
 # --- Scenario 4: faults at the start of postcopy -------------------------
 
 class Forwarder:
-    """The migration's connection, through the lab: the source connects
-    to a unix socket of ours, we connect to the destination's. We read
-    the return path message by message (be16 type, be16 length, data)
-    so that we can cut the connection just before the destination's
-    acknowledgement of the postcopy package (PONG 0x42) reaches the
-    source."""
+    """The migration's connections, through the lab: the source connects
+    to a socket of ours, we connect to the destination's (each a unix
+    path, or a (host, port) over TCP). On the first, the main channel,
+    we read the return path message by message (be16 type, be16 length,
+    data) so that we can stop the destination's acknowledgement of the
+    postcopy package (PONG 0x42) from reaching the source: @at_ack "cut"
+    cuts every channel just before it; "hold" keeps them and drops the
+    acknowledgement and all that follows it on the return path (a
+    destination that went silent after it loaded the package, or a link
+    that stopped delivering), while the source's streams still flow;
+    None forwards everything."""
 
     PONG, PACKAGED = 2, 0x42
 
-    def __init__(self, listen_path, dst_path, cut_before_ack):
+    def __init__(self, listen, target, at_ack=None):
         import socket
         import threading
-        self.cut_before_ack = cut_before_ack
-        self.cut_at = None
-        self.ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.ls.bind(listen_path)
+        self.at_ack = at_ack
+        self.cut_at = self.held_at = None
+        family = socket.AF_UNIX if isinstance(listen, str) else \
+            socket.AF_INET
+        self.ls = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET:
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(listen)
         self.ls.listen(1)
-        self.dst_path = dst_path
+        self.target = target
         self.src = self.dst = None
+        self.channels = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        import socket
         import threading
-        self.src, _ = self.ls.accept()
-        self.dst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.dst.connect(self.dst_path)
+        self.src, self.dst = self._accept()
         threading.Thread(target=self._pump, args=(self.src, self.dst),
                          daemon=True).start()
+        threading.Thread(target=self._others, daemon=True).start()
         self._return_path()
+
+    def _accept(self):
+        import socket
+        a, _ = self.ls.accept()
+        b = socket.socket(self.ls.family, socket.SOCK_STREAM)
+        b.connect(self.target)
+        with self.lock:
+            self.channels.append((a, b))
+        return a, b
+
+    def _others(self):
+        """Channels after the first (postcopy-preempt's): passed on as
+        they are, both ways, and cut with the first"""
+        import threading
+        try:
+            while True:
+                a, b = self._accept()
+                for x, y in ((a, b), (b, a)):
+                    threading.Thread(target=self._pump, args=(x, y),
+                                     daemon=True).start()
+        except OSError:
+            pass
 
     def _pump(self, a, b):
         try:
@@ -1161,14 +1198,21 @@ class Forwarder:
                     if len(buf) < mlen:
                         break
                     mtype = int.from_bytes(buf[0:2], "big")
-                    if (self.cut_before_ack and mtype == self.PONG and
-                            mlen >= 8 and
+                    if (self.at_ack and self.held_at is None and
+                            mtype == self.PONG and mlen >= 8 and
                             int.from_bytes(buf[4:8], "big") == self.PACKAGED):
                         self.src.sendall(out)
-                        self.cut()
-                        return
+                        if self.at_ack == "cut":
+                            self.cut()
+                            return
+                        self.held_at = time.monotonic_ns()
+                        out = buf = b""
+                        break
                     out += buf[:mlen]
                     buf = buf[mlen:]
+                if self.held_at is not None:
+                    buf = out = b""
+                    continue
                 self.src.sendall(out)
         except OSError:
             pass
@@ -1180,8 +1224,8 @@ class Forwarder:
         with self.lock:
             if self.cut_at is None:
                 self.cut_at = time.monotonic_ns()
-            for s in (self.src, self.dst):
-                if s:
+            for pair in self.channels:
+                for s in pair:
                     self._shut(s, 2)
 
     def close(self):
@@ -1219,12 +1263,10 @@ def alive(vm):
 
 
 def query(vm, what, timeout=None):
-    """A command that may get no answer: None then (a frozen or hung
-    QEMU; with @timeout, its monitor is of no use afterwards)."""
+    """A command that may get no answer within @timeout s: None then (a
+    frozen or hung QEMU, or a dead one)."""
     try:
-        if timeout:
-            vm.qmp.sock.settimeout(timeout)
-        return vm.qmp.cmd(what)
+        return vm.qmp.call(what, timeout=timeout)
     except Exception:
         return None
 
@@ -1279,7 +1321,8 @@ def fault_migration(topo, args, env, fault, rundir, rep):
         rec["setup"] = setup
         dst.qmp.cmd("migrate-incoming", uri=f"unix:{sock}",
                     **{"exit-on-error": False})
-        fwd = Forwarder(fwd_sock, sock, fault == "cut-before-ack")
+        fwd = Forwarder(fwd_sock, sock,
+                        "cut" if fault == "cut-before-ack" else None)
 
         proc = topo.run_in(topo.th, traffic_cmd(
             "udp", args.udp_rate, int(args.udp_rate * args.seconds),
@@ -1525,16 +1568,17 @@ def tcp_pair_in_netns(ns, port):
     return out["pair"]
 
 
-def link_drop(topo, port, on):
+def link_drop(topo, port, on, ways=("dport", "sport")):
     """Drop every packet to or from @port in the namespace, silently (no
     reset, no ICMP): a link that died.  nftables' output hook sees both
-    directions of a connection over the loopback."""
+    directions of a connection over the loopback.  @ways: "dport" drops
+    what goes to the side listening on @port, "sport" what it sends."""
     if on:
         nft = ["ip", "netns", "exec", topo.br, "nft"]
         sh(*nft, "add", "table", "inet", "labdrop")
         sh(*nft, "add", "chain", "inet", "labdrop", "out",
            "{ type filter hook output priority 0; }")
-        for field in ("dport", "sport"):
+        for field in ways:
             sh(*nft, "add", "rule", "inet", "labdrop", "out", "tcp", field,
                str(port), "drop")
     else:
@@ -1569,7 +1613,6 @@ def linkfail_migration(topo, args, env, transport, load, period, rundir,
                             "cap_s": cap,
                             "recovery": "tcp, a new port"})
     actions = []
-    sh("ip", "-n", topo.br, "link", "set", "lo", "up")
     try:
         src = start_vm(topo, rundir, "src", "tap-src", [], args)
         dst = start_vm(topo, rundir, "dst", "tap-dst",
@@ -1746,7 +1789,7 @@ def main():
                                      "downtime", "flood", "memflood",
                                      "smoke", "faults", "linkfail",
                                      "libvirt", "libvirt-refusals",
-                                     "report"])
+                                     "libvirt-postcopy-device", "report"])
     ap.add_argument("--mem", type=int, default=256, help="guest MiB")
     ap.add_argument("--dirty-mib", type=int, default=64,
                     help="the guest's dirtying buffer, 0 for none")
@@ -1828,6 +1871,9 @@ def main():
     ap.add_argument("--postcopy-bandwidth", type=int, default=4 << 20,
                     help="linkfail: max-postcopy-bandwidth until the "
                          "drop, bytes/s (postcopy must still run then)")
+    ap.add_argument("--cases", default=None,
+                    help="libvirt-postcopy-device, libvirt-refusals: comma "
+                         "list of cases (default: all)")
     ap.add_argument("--check", action="store_true",
                     help="report: compare instead of writing")
     args = ap.parse_args()
@@ -1878,9 +1924,25 @@ def main():
         return 0 if recs and all(r.get("ok") for r in recs) else 1
     if args.what == "libvirt-refusals":
         import lvlab
-        lvlab.check_ready(old=True)
+        only = args.cases.split(",") if args.cases else None
+        lvlab.check_ready(old=not only or any("old" in c for c in only))
         out = results_dir(args)
-        recs = lvlab.refusals(args, out)
+        recs = lvlab.refusals(args, out, only)
+        files = record_files(args, out)
+        for r in recs:
+            write_record(files, r)
+        for f in files:
+            f.close()
+        return 0 if recs and all(r.get("ok") for r in recs) else 1
+    if args.what == "libvirt-postcopy-device":
+        import lvlab
+        lvlab.check_ready()
+        cases = (args.cases.split(",") if args.cases
+                 else list(lvlab.PCDEVICE_CASES))
+        if not set(cases) <= set(lvlab.PCDEVICE_CASES):
+            ap.error(f"--cases: {args.cases}")
+        out = results_dir(args)
+        recs = lvlab.postcopy_device(args, out, cases)
         files = record_files(args, out)
         for r in recs:
             write_record(files, r)

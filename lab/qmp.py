@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 
@@ -11,10 +12,20 @@ class QMPError(Exception):
     pass
 
 
-class QMP:
-    """One QMP connection over a unix socket; events are kept in order."""
+class QMPTimeout(QMPError):
+    """No answer in the time given: the QEMU is frozen, or the command
+    waits for its main loop, which is blocked"""
 
-    def __init__(self, path, timeout=30.0):
+
+class QMP:
+    """One QMP connection over a unix socket. A thread of its own reads
+    it, so that a command a QEMU does not answer can time out and the
+    connection stays usable (a late answer is dropped by its id); events
+    are kept in order of arrival, each with QEMU's own timestamp.  With
+    @oob, out-of-band execution is enabled (call(..., oob=True)): what
+    a QEMU whose main loop is blocked still answers."""
+
+    def __init__(self, path, timeout=30.0, oob=False):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -26,53 +37,117 @@ class QMP:
                 if time.monotonic() > deadline:
                     raise QMPError(f"no QMP socket at {path}")
                 time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.file = self.sock.makefile("r")
+        self.timeout = timeout
         self.events = []
-        greeting = self._read()
+        self.closed = False
+        self._answers = {}
+        self._abandoned = set()
+        self._ids = 0
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile("rb")
+        greeting = json.loads(self.file.readline() or b"{}")
         if "QMP" not in greeting:
             raise QMPError(f"not a QMP greeting: {greeting}")
-        self.cmd("qmp_capabilities")
+        if oob and "oob" not in greeting["QMP"].get("capabilities", []):
+            raise QMPError("this monitor offers no out-of-band execution")
+        self.sock.settimeout(None)
+        threading.Thread(target=self._read_all, daemon=True).start()
+        self.call("qmp_capabilities",
+                  {"enable": ["oob"]} if oob else None)
 
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise QMPError("QMP connection closed")
-        return json.loads(line)
+    def _read_all(self):
+        try:
+            for line in self.file:
+                msg = json.loads(line)
+                with self._cond:
+                    if "event" in msg:
+                        self.events.append(msg)
+                    elif msg.get("id") in self._abandoned:
+                        self._abandoned.discard(msg["id"])
+                    else:
+                        self._answers[msg.get("id")] = msg
+                    self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
 
-    def cmd(self, name, **args):
-        msg = {"execute": name}
+    def _send(self, msg, fds=None):
+        with self._cond:
+            self._ids += 1
+            msg["id"] = self._ids
+        data = json.dumps(msg).encode() + b"\n"
+        with self._send_lock:
+            if fds:
+                socket.send_fds(self.sock, [data], fds)
+            else:
+                self.sock.sendall(data)
+        return msg["id"]
+
+    def _answer(self, name, cid, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while cid not in self._answers:
+                left = deadline - time.monotonic()
+                if self.closed:
+                    raise QMPError(f"{name}: QMP connection closed")
+                if left <= 0:
+                    self._abandoned.add(cid)
+                    raise QMPTimeout(f"{name}: no answer in {timeout} s")
+                self._cond.wait(left)
+            reply = self._answers.pop(cid)
+        if "error" in reply:
+            raise QMPError(f"{name}: {reply['error']['desc']}")
+        return reply["return"]
+
+    def call(self, name, args=None, timeout=None, oob=False):
+        """Command @name with @args; its answer within @timeout s (the
+        connection's own by default), or QMPTimeout"""
+        msg = {"exec-oob" if oob else "execute": name}
         if args:
             msg["arguments"] = args
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        return self._reply(name)
+        return self._answer(name, self._send(msg), timeout or self.timeout)
 
-    def _reply(self, name):
-        """The command's answer; events on the way are kept."""
-        while True:
-            reply = self._read()
-            if "event" in reply:
-                self.events.append(reply)
-            elif "error" in reply:
-                raise QMPError(f"{name}: {reply['error']['desc']}")
-            elif "return" in reply:
-                return reply["return"]
+    def cmd(self, name, **args):
+        return self.call(name, args)
 
     def getfd(self, fd, fdname):
         """Hand @fd to QEMU as @fdname (SCM_RIGHTS with 'getfd')."""
-        msg = {"execute": "getfd", "arguments": {"fdname": fdname}}
-        socket.send_fds(self.sock, [json.dumps(msg).encode() + b"\n"],
-                        [fd])
-        return self._reply("getfd")
+        cid = self._send({"execute": "getfd",
+                          "arguments": {"fdname": fdname}}, [fd])
+        return self._answer("getfd", cid, self.timeout)
+
+    def wait_event(self, match, timeout, since=0):
+        """The first event from index @since on for which @match(event)
+        is true, waiting up to @timeout s for it; None if none came"""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ev in self.events[since:]:
+                    if match(ev):
+                        return ev
+                since = len(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    return None
+                self._cond.wait(left)
 
     def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
 class Qemu:
     """A QEMU process with a QMP socket, stopped by its own pid."""
 
-    def __init__(self, binary, name, rundir, args, log=None, prefix=()):
+    def __init__(self, binary, name, rundir, args, log=None, prefix=(),
+                 oob=False):
         self.name = name
         self.qmp_path = os.path.join(rundir, f"{name}.qmp")
         self.log_path = log or os.path.join(rundir, f"{name}.log")
@@ -83,7 +158,7 @@ class Qemu:
                                          stdout=logf, stderr=logf,
                                          start_new_session=True)
         try:
-            self.qmp = QMP(self.qmp_path)
+            self.qmp = QMP(self.qmp_path, oob=oob)
         except Exception:
             self.stop()
             raise

@@ -7,7 +7,8 @@ lab.py --publish) and writes, byte for byte the same every time:
     and every table of figures;
   - patches/netpass/cover.txt, between the same markers: the figures the
     cover letter quotes, as plain text;
-  - docs/figures/*.png: the plots.
+  - docs/figures/*.png: the plots;
+  - docs/chaos.md: the fault campaign's tables (chaos.jsonl).
 
 With check=True nothing is written: the exit status says whether the
 committed files are what the records give.
@@ -19,7 +20,8 @@ linkfail.jsonl (scenario 5: a link that dies silently in postcopy),
 faults-keepalive.jsonl (scenario 4's frozen destination, keepalive on),
 matrix.jsonl (issue 11's matrix: UDP to the guest and to the segment's
 broadcast address, 2k and 5k/s), libvirt.jsonl (issue 13: virsh migrate
-between two libvirt daemons), flood.jsonl, capacity.jsonl,
+between two libvirt daemons), chaos.jsonl (issue 24: the randomized
+fault campaign, lab/chaos.py), flood.jsonl, capacity.jsonl,
 pacing.jsonl (an experiment on a build that
 is not the series, named in its records' setup.note).
 """
@@ -38,6 +40,7 @@ FIGURES = os.path.join(TOP, "docs", "figures")
 README = os.path.join(TOP, "README.md")
 COVER = os.path.join(TOP, "patches", "netpass", "cover.txt")
 LV_COVER = os.path.join(TOP, "patches", "libvirt", "cover.txt")
+CHAOS_MD = os.path.join(TOP, "docs", "chaos.md")
 BEGIN = "<!-- lab-report: begin (lab/lab.py report writes this part " \
         "from docs/results/; do not edit) -->"
 END = "<!-- lab-report: end -->"
@@ -836,6 +839,166 @@ def plot_loss_by_place(rows, path):
     plt.close(fig)
 
 
+CHAOS_INVARIANTS = (
+    ("no_source_resume_after_destination",
+     "source resumed after the destination did"),
+    ("one_copy_running", "two copies ran at once"),
+    ("guest_intact", "running copy's memory or network wrong"),
+    ("no_crash", "a QEMU crashed or asserted"),
+    ("loss_explained", "no copy runs, no documented case"),
+)
+CHAOS_OUTCOMES = (("src", "source runs"), ("dst", "destination runs"),
+                  ("none", "none runs"), ("both", "both run"))
+
+
+def chaos_failed(r):
+    """The invariants run @r broke ("run failed" if it was not carried
+    out)"""
+    if "error" in r:
+        return ["run failed"]
+    return [k for k, _ in CHAOS_INVARIANTS if r["invariants"].get(k) is
+            False]
+
+
+def chaos_landed(r):
+    """Where a run's fault landed: the source's migration status then
+    (and whether its VM had stopped), and the destination's"""
+    f = r["fault"]
+    if not f.get("injected"):
+        return "not injected"
+    return (f"{f.get('src_status')}"
+            f"{'' if f.get('src_running', True) else ' (stopped)'}/"
+            f"{f.get('dst_status')}")
+
+
+def chaos_evidence(r):
+    """A failed run in a line: how it ended and what broke"""
+    if "error" in r:
+        return r["error"]
+    out = [f"settled: {r['settled']}"]
+    for n, f in sorted(r["final"].items()):
+        out.append(f"{n} " + (f"{f.get('status')}/{f.get('runstate')}"
+                              if f["alive"] else
+                              f"killed by {f['killed_by']}" if
+                              f["killed_by"] else "gone")
+                   + (f" ({f['error-desc']})" if f.get("error-desc")
+                      else ""))
+    out += [f"{k}: {v}" for k, v in sorted(r["evidence"].items())]
+    return "; ".join(out).replace("|", "/")
+
+
+def chaos_table(recs, markdown=True):
+    """The fault campaign by fault and outcome: one row per fault kind
+    and side, then the total"""
+    keys = sorted({(r["fault"]["kind"], r["fault"]["side"]) for r in recs})
+    rows = []
+    for key in keys + [None]:
+        g = [r for r in recs if key is None or
+             (r["fault"]["kind"], r["fault"]["side"]) == key]
+        done = [r for r in g if "error" not in r]
+        row = ["total" if key is None else f"{key[0]} {key[1]}", len(g),
+               sum(bool(r["fault"].get("injected")) for r in done)]
+        for out, _ in CHAOS_OUTCOMES:
+            row.append(sum(r["outcome"] == out for r in done))
+        row.append(sum(bool(r.get("explanation")) for r in done))
+        for k, _ in CHAOS_INVARIANTS:
+            row.append(sum(r["invariants"].get(k) is False for r in done))
+        row.append(sum(bool(r.get("quit_hung")) for r in done))
+        row.append(len(g) - len(done))
+        rows.append(row)
+    head = (["fault", "N", "injected"] + [n for _, n in CHAOS_OUTCOMES] +
+            ["lost, documented case"] + [n for _, n in CHAOS_INVARIANTS] +
+            ["a QEMU did not quit on SIGTERM", "run failed"])
+    if not markdown:
+        head = (["fault", "N", "inj"] + [k for k, _ in CHAOS_OUTCOMES] +
+                ["expl", "inv1", "inv2", "inv3", "inv4", "inv5", "hung",
+                 "err"])
+    return (md_table if markdown else text_table)(head, rows)
+
+
+def chaos_moments(recs):
+    """Where the faults landed: the source's migration status at the
+    injection, by mode, against the outcome"""
+    done = [r for r in recs if "error" not in r]
+    keys = sorted({(r["mode"], chaos_landed(r).split("/")[0])
+                   for r in done})
+    rows = []
+    for mode, st in keys:
+        g = [r for r in done if r["mode"] == mode and
+             chaos_landed(r).split("/")[0] == st]
+        rows.append([mode, st, len(g)] +
+                    [sum(r["outcome"] == o for r in g)
+                     for o, _ in CHAOS_OUTCOMES] +
+                    [sum(bool(chaos_failed(r)) for r in g)])
+    return md_table(["mode", "source's status at the fault", "N"] +
+                    [n for _, n in CHAOS_OUTCOMES] +
+                    ["an invariant failed"], rows)
+
+
+def chaos_features(r):
+    f = r["features"]
+    return "+".join([k for k in ("vm-started", "netpass") if f[k]] +
+                    (["keepalive"] if f["keepalive_ms"] else []) +
+                    (["-S"] if r["dst_S"] else [])) or "-"
+
+
+def chaos_doc(recs):
+    """docs/chaos.md: the campaign's tables and every failure, from the
+    records"""
+    done = [r for r in recs if "error" not in r]
+    seeds = sorted(r["seed"] for r in recs)
+    dates = sorted(r["date"] for r in recs if "date" in r)
+    secs = [r["run_s"] for r in recs if "run_s" in r]
+    out = ["# The fault campaign (`make chaos`)", "",
+           "Generated by `lab/lab.py report` from "
+           "`docs/results/chaos.jsonl`; do not edit. How the campaign "
+           "works: `lab/chaos.py` (its docstring and the Manager's).", "",
+           f"{len(recs)} runs, seeds {seeds[0]} to {seeds[-1]}, "
+           f"{dates[0][:10]} to {dates[-1][:10]}, "
+           f"{fmt(med(secs))} s per run (median, max {fmt(max(secs))}); "
+           f"{distinct(recs, lambda r: r['setup']['accel']).upper()}, "
+           f"{distinct(recs, lambda r: r['setup']['qemu'])} "
+           "(build sha256 "
+           f"{distinct(recs, lambda r: r['setup']['qemu_build']['sha256'])}"
+           f"), {provenance(recs, 'chaos.jsonl')}; host "
+           f"{distinct(recs, lambda r: r['setup']['host']['cpu'])}, "
+           f"{distinct(recs, lambda r: r['setup']['host']['cores'])} "
+           "cores. A run is replayed (its choices; timings vary) with "
+           "`lab/chaos.py --seed SEED --reps 1`.", "",
+           "## By fault and outcome", "",
+           "A fault on a side; 'injected': its moment came (a fault "
+           "planned after completion, in a migration that failed, never "
+           "comes). 'Lost, documented case': no copy runs and the record "
+           "names the documented case. The invariant columns count the "
+           "runs that broke each.", "",
+           chaos_table(recs), "",
+           "## Where the faults landed", "",
+           chaos_moments(recs), "",
+           "## Runs with no copy running, by documented case", ""]
+    why = {}
+    for r in done:
+        if r["outcome"] == "none":
+            k = r.get("explanation") or "(none: unexplained)"
+            why[k] = why.get(k, 0) + 1
+    out += [md_table(["case", "runs"], sorted(why.items())) if why
+            else "None.", "", "## Failures", ""]
+    bad = [r for r in recs if chaos_failed(r)]
+    if not bad:
+        out.append("None: every invariant held in every run.")
+    else:
+        rows = []
+        for r in bad:
+            f = r["fault"]
+            rows.append([
+                r["seed"], r["mode"], chaos_features(r),
+                f"{f['kind']} {f['side']} at {f['when']} (landed "
+                f"{chaos_landed(r)})", r.get("outcome", "-"),
+                ", ".join(chaos_failed(r)), chaos_evidence(r)])
+        out.append(md_table(["seed", "mode", "features", "fault",
+                             "runs", "failed", "evidence"], rows))
+    return "\n".join(out) + "\n"
+
+
 def _save(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
@@ -1201,6 +1364,9 @@ def main(check=False):
     OUTPUTS[LV_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
                                         libvirt_cover_section(),
                                         LV_COVER).encode()
+    chaos = load("chaos.jsonl")
+    if chaos:
+        OUTPUTS[CHAOS_MD] = chaos_doc(chaos).encode()
     stale = []
     for path, data in sorted(OUTPUTS.items()):
         try:

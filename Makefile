@@ -24,7 +24,7 @@ CHAOS_SEED ?=
 help:
 	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy, netpass off and on)"
 	@echo "make check         the test command (CI): runner self-test, checkpatch, vmstate, unit tests,"
-	@echo "                   migration-test, cross-version runs, lab smoke, README figures = docs/results/"
+	@echo "                   migration-test, cross-version runs, lab smoke, docs/figures.md = docs/results/"
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
@@ -41,7 +41,7 @@ help:
 	@echo "make matrix        issue 11's lab matrix: unicast and broadcast, 2k and 5k/s (MATRIX_REPS=$(MATRIX_REPS) on, MATRIX_REPS_OFF=$(MATRIX_REPS_OFF) off; about an hour) into $(RESULTS)/matrix.jsonl"
 	@echo "make memflood      the lab's flood of tiny frames at many times netpass-max-bytes: both QEMUs' own memory,"
 	@echo "                   netpass on and off (MEMFLOOD_REPS=$(MEMFLOOD_REPS) each)"
-	@echo "make report        README lab section, cover letter figures and plots, from $(RESULTS)/"
+	@echo "make report        docs/figures.md, cover letter figures and plots, from $(RESULTS)/"
 	@echo "make libvirt-check the libvirt series: fetch, apply, build, then libvirt's own tests it touches"
 	@echo "                   (the QEMU capabilities data, migration parameters, monitor, cookie, virsh)"
 	@echo "make libvirt-lab   virsh migrate --netpass between two libvirt daemons on real guests under UDP traffic,"

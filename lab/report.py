@@ -3,8 +3,8 @@
 Reads docs/results/*.jsonl (one JSON record per migration, written by
 lab.py --publish) and writes, byte for byte the same every time:
 
-  - README.md, between the "lab-report" markers: the setup of the runs
-    and every table of figures;
+  - docs/figures.md, between the "lab-report" markers: the setup of the
+    runs and every table of figures;
   - patches/netpass/cover.txt, between the same markers: the figures the
     cover letter quotes, as plain text;
   - docs/figures/*.png: the plots;
@@ -37,7 +37,7 @@ import textwrap
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(TOP, "docs", "results")
 FIGURES = os.path.join(TOP, "docs", "figures")
-README = os.path.join(TOP, "README.md")
+README = os.path.join(TOP, "docs", "figures.md")
 COVER = os.path.join(TOP, "patches", "netpass", "cover.txt")
 LV_COVER = os.path.join(TOP, "patches", "libvirt", "cover.txt")
 CHAOS_MD = os.path.join(TOP, "docs", "chaos.md")
@@ -1019,7 +1019,8 @@ def readme_section():
                   "Every figure below comes from the records in "
                   "`docs/results/`, one JSON line per migration; "
                   "`make report` (`lab/lab.py report`) rewrites this part "
-                  "of the README, the cover letter's figures and the plots "
+                  "of docs/figures.md, the cover letter's figures and the "
+                  "plots "
                   "from them, and `make check` fails if they differ.",
                   setup_table(bench, ["bench.jsonl"]),
                   "### UDP: datagrams lost per migration, and where",
@@ -1037,9 +1038,9 @@ def readme_section():
                   "back at the traffic host.",
                   udp_table(udp), udp_claims(udp),
                   "![where the datagrams of the switchover are lost]"
-                  "(docs/figures/netpass-loss-by-place.png)",
+                  "(figures/netpass-loss-by-place.png)",
                   "![echoes around the switchover, default profile]"
-                  "(docs/figures/netpass-switchover-default.png)",
+                  "(figures/netpass-switchover-default.png)",
                   "### TCP: one connection, request/response at 1000/s",
                   tcp_table(tcp), tcp_claims(tcp),
                   "### Downtime added by netpass",
@@ -1309,11 +1310,12 @@ def cover_section():
            f"cores, {distinct(bench, lambda r: r['setup']['accel'].upper())}"
            f"; guest Debian "
            f"{distinct(bench, lambda r: r['setup']['guest']['kernel'])}; "
-           "every setting in the README and in each record "
+           "every setting in the workspace's docs/figures.md and in "
+           "each record "
            "(docs/results/bench.jsonl in the workspace).",
            "",
-           "UDP at 2000/s, datagrams lost per migration (see the README "
-           "for the columns):", "",
+           "UDP at 2000/s, datagrams lost per migration (see "
+           "docs/figures.md for the columns):", "",
            text_table_indent(udp_table(udp_rows(bench), markdown=False)),
            "", wrap_claims(udp_claims(udp_rows(bench))),
            "", "TCP, one connection, requests at 1000/s:", "",
@@ -1332,7 +1334,7 @@ def cover_section():
 
 
 def wrap_claims(text):
-    """The README's claim lines, wrapped for a mail."""
+    """docs/figures.md's claim lines, wrapped for a mail."""
     return "\n".join(textwrap.fill(line, 72, subsequent_indent="  ")
                      for line in text.splitlines())
 

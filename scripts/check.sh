@@ -4,7 +4,7 @@
 # series touches, a short run of its fuzz target, migration-test's default set (with the series' own
 # cases), the cross-version runs against the
 # unpatched base, the lab's smoke run, the libvirt series' export and
-# libvirt's own tests it touches, and a check that the README's lab
+# libvirt's own tests it touches, and a check that docs/figures.md's lab
 # figures are what docs/results/ gives. One line per result; ends with
 # "N passed, N failed, N skipped" on every path, and exits non-zero on
 # any failure.
@@ -244,10 +244,10 @@ if wanted libvirt; then
     done
 fi
 
-# 7. The README's lab tables and plots are what docs/results/ gives.
+# 7. docs/figures.md's lab tables and plots are what docs/results/ gives.
 if wanted report; then
     if "$PYTHON" "$TOP/lab/lab.py" report --check >"$out/report.log" 2>&1; then
-        result pass "lab report" "README tables and plots regenerate from docs/results/"
+        result pass "lab report" "docs/figures.md tables and plots regenerate from docs/results/"
     else
         cat "$out/report.log"
         result fail "lab report" "run 'lab/lab.py report' and commit the result"

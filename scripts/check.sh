@@ -132,7 +132,7 @@ migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [
     run_tap "$name" --limit "$(secs 1800)" --case-limit "$(secs 300)" \
         "${opts[@]}" -- "${run[@]}"
     say "check: $name took $((SECONDS - start)) s under $accel; slowest cases:"
-    sort -rn "$out/$name.times" | head -n 3 | sed 's/^/    /' >&2
+    sort -rn "$out/$name.times" | sed -n '1,3s/^/    /p' >&2
 }
 
 # The series' own cases: every case its new test files register.

@@ -18,7 +18,7 @@ CHAOS_REPS ?= 200
 CHAOS_SEED ?=
 
 .PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-old \
-        fuzz sanitize matrix memflood faults faults-keepalive linkfail chaos help deps fetch apply build build-base check check-full check-breakage \
+        fuzz sanitize matrix highrate memflood faults faults-keepalive linkfail chaos help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
 help:
@@ -35,6 +35,8 @@ help:
 	@echo "make faults-keepalive  scenario 4's frozen destination, keepalive on, no management pause"
 	@echo "make linkfail      the lab's scenario 5, a link that dies silently in postcopy: tcp, fd:, proxy;"
 	@echo "                   idle and in flight; keepalive off and on (LINKFAIL_REPS=$(LINKFAIL_REPS) each), then report"
+	@echo "make highrate      issue 24's high-rate point (50k, 100k frames/s): netpass's stall of the destination's"
+	@echo "                   main loop, from its trace, appended to $(RESULTS)/highrate.jsonl (minutes)"
 	@echo "make chaos         issue 24's randomized fault campaign: CHAOS_REPS=$(CHAOS_REPS) runs (seed CHAOS_SEED), a random"
 	@echo "                   fault each, the lab as management, five invariants per run (lab/chaos.py; about"
 	@echo "                   an hour for 200) into $(RESULTS)/chaos.jsonl, then report (docs/chaos.md)"
@@ -147,6 +149,20 @@ matrix: build
 	$(PYTHON) lab/lab.py matrix --reps $(MATRIX_REPS) --reps-off $(MATRIX_REPS_OFF) \
 	    --publish $(RESULTS)/matrix.jsonl
 	@$(MAKE) --no-print-directory report
+# Issue 24's high-rate point: 50k and 100k UDP frames/s, unicast and
+# broadcast, netpass at its largest bound, one precopy run each, with
+# the time netpass's release took of the destination's main loop
+# (lab/stall.py, from the trace); appended to highrate.jsonl (minutes)
+highrate: build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -rf work/lab/results/highrate
+	$(PYTHON) lab/lab.py matrix --rates 50000,100000 --modes precopy \
+	    --profiles tuned --reps 1 --reps-off 0 \
+	    --netpass-max-bytes 268435456 --trace 'netpass_release*' \
+	    --trace netpass_load --out work/lab/results/highrate
+	$(PYTHON) lab/stall.py < work/lab/results/highrate/runs.jsonl \
+	    >> $(RESULTS)/highrate.jsonl
 # A flood of tiny frames at many times netpass-max-bytes during a held
 # switchover: resident memory of both QEMUs against the bound
 MEMFLOOD_REPS ?= 5

@@ -820,8 +820,7 @@ def explain_loss(rec, run):
       whole copy; postcopy: pages the destination does not have yet);
     - the destination, once it ran the guest, or once the source saw
       it acknowledge the postcopy package (cancel is refused from then
-      on: postcopy.rst) without reporting that it was ready but not
-      running (vm-started, -S), or after the migration completed."""
+      on: postcopy.rst), or after the migration completed."""
     f = rec["fault"]
     if f["kind"] not in LOSSES or not f.get("injected") or \
             f.get("result") == "side already gone":
@@ -850,11 +849,6 @@ def explain_loss(rec, run):
             dst.ran():
         return "destination lost after it ran the guest"
     if before(src, status("postcopy-active")):
-        if rec["final"]["src"].get("destination-started") and \
-                not dst.events("RESUME"):
-            # It reported that it was ready, not running (-S): the
-            # source takes migrate_cancel then (postcopy.rst)
-            return None
         return ("destination lost after the source saw its "
                 "acknowledgement: the source must not resume "
                 "(postcopy.rst)")

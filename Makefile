@@ -17,7 +17,7 @@ LV_REPS_OFF ?= 3
 CHAOS_REPS ?= 200
 CHAOS_SEED ?=
 
-.PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-old \
+.PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-postcopy-device libvirt-old \
         fuzz sanitize matrix highrate memflood faults faults-keepalive linkfail chaos help deps fetch apply build build-base check check-full check-breakage \
         export status bisect-check demo bench report
 
@@ -50,6 +50,8 @@ help:
 	@echo "                   precopy and postcopy, off and on (LV_REPS=$(LV_REPS) each) into $(RESULTS)/libvirt.jsonl"
 	@echo "make libvirt-refusals  virsh migrate --netpass refused (tunnelled, unpatched QEMU or libvirt 9.0 either side),"
 	@echo "                   and migrations without it to an unpatched QEMU and to and from libvirt 9.0 (make libvirt-old)"
+	@echo "make libvirt-postcopy-device  failures in postcopy-device through virsh (cut, domjobabort, a restart of the"
+	@echo "                   source's libvirtd): the guest runs on exactly one side, into $(RESULTS)/libvirt-postcopy-device.jsonl"
 	@echo "make libvirt-fetch / libvirt-apply / libvirt-build / libvirt-export / libvirt-status"
 	@echo "                   as the QEMU verbs, for the libvirt series (libvirt $(shell sed -n 's/^ *BASE_VERSION=\([0-9][0-9.]*-.*\)/\1/p' $(S)/lib.sh | tail -n 1))"
 	@echo "make deps          install the build dependencies (apt, root)"
@@ -204,6 +206,12 @@ libvirt-refusals: libvirt-build build build-base libvirt-old
 	@mkdir -p $(RESULTS)
 	rm -f $(RESULTS)/libvirt-refusals.jsonl
 	$(PYTHON) lab/lab.py libvirt-refusals --publish $(RESULTS)/libvirt-refusals.jsonl
+# Failures of a post-copy migration in postcopy-device, through virsh
+libvirt-postcopy-device: libvirt-build build
+	@lab/guest.sh
+	@mkdir -p $(RESULTS)
+	rm -f $(RESULTS)/libvirt-postcopy-device.jsonl
+	$(PYTHON) lab/lab.py libvirt-postcopy-device --publish $(RESULTS)/libvirt-postcopy-device.jsonl
 # virsh migrate between two libvirt daemons, LV_REPS per point
 libvirt-lab: libvirt-build build
 	@lab/guest.sh

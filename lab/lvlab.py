@@ -127,22 +127,33 @@ class Daemon:
                    f"{build}/src/libvirtd")
         else:
             run = f"{RUN} {LIBVIRTD}"
-        script = (f"set -e\n{mounts}hostname {hostname}\n"
-                  f"exec {run} --pid-file /run/libvirt/libvirtd.pid\n")
+        self.script = (f"set -e\n{mounts}hostname {hostname}\n"
+                       f"exec {run} --pid-file /run/libvirt/libvirtd.pid\n")
+        self.netns = topo.br
         self.log = os.path.join(root, "libvirtd.out")
-        with open(self.log, "w") as logf:
+        self._start("w")
+
+    def _start(self, mode):
+        with open(self.log, mode) as logf:
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", topo.br, "unshare", "--mount",
-                 "--uts", "--propagation", "private", "sh", "-c", script],
+                ["ip", "netns", "exec", self.netns, "unshare", "--mount",
+                 "--uts", "--propagation", "private", "sh", "-c",
+                 self.script],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                 start_new_session=True)
         deadline = time.monotonic() + 60
         while self.virsh("uri", check=False).returncode:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"libvirtd {hostname} did not start "
+                raise RuntimeError(f"libvirtd {self.name} did not start "
                                    f"(see {self.log})")
             time.sleep(0.2)
+
+    def restart(self):
+        """Stop the daemon and start it again, as an operator's restart:
+        it reconnects to the domains it left running"""
+        self.stop()
+        self._start("a")
 
     def virsh(self, *args, check=True, timeout=60):
         p = subprocess.run([RUN, VIRSH, "-q", "-c", self.uri] + list(args),
@@ -636,12 +647,30 @@ PCDEVICE_CASES = {
                                   "recovered"),
     "abort-postcopy-after-ack": ("pass", ["--postcopy"], "postcopy-active",
                                  "recovered"),
+    # The source's libvirtd restarts in the Perform phase, the destination
+    # (-S, never resumed) not having acknowledged the package; with
+    # -dst-frozen, the destination's libvirtd is frozen meanwhile (a host
+    # that hangs), so that the source reconnects to a QEMU still in
+    # postcopy-device, not one that paused once the destination was killed
+    "restart-before-ack": ("hold", "restart", "postcopy-device", "source"),
+    "restart-before-ack-dst-frozen": ("hold", "restart-dst-frozen",
+                                      "postcopy-device", "source"),
 }
 
 
 def domstate(daemon):
     p = daemon.virsh("domstate", "--reason", DOMAIN, check=False)
     return p.stdout.strip() if p.returncode == 0 else "none"
+
+
+def settled_domstate(daemon, timeout=60):
+    """The domain's state once a restarted daemon settled its migration
+    (no longer paused by it), or as it is after @timeout seconds"""
+    deadline = time.monotonic() + timeout
+    while domstate(daemon).startswith("paused (migrat") and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    return domstate(daemon)
 
 
 def qemu_state(qmp):
@@ -706,10 +735,23 @@ def postcopy_device_case(topo, args, name, rundir, cache):
                 states.append((round(time.monotonic() - t0, 3), st))
             if abort is not None and not aborted and st == abort_in and \
                     time.monotonic() - t0 - states[-1][0] > 1:
-                p = src.virsh("domjobabort", *abort, DOMAIN, check=False)
-                rec["domjobabort"] = {"exit": p.returncode,
-                                      "output": (p.stdout +
-                                                 p.stderr).strip()}
+                if abort == "restart":
+                    src.restart()
+                    rec["restarted"] = True
+                elif abort == "restart-dst-frozen":
+                    os.kill(dst.proc.pid, signal.SIGSTOP)
+                    try:
+                        src.restart()
+                        rec["restarted"] = True
+                        rec["src_after_restart"] = settled_domstate(src)
+                    finally:
+                        os.kill(dst.proc.pid, signal.SIGCONT)
+                else:
+                    p = src.virsh("domjobabort", *abort, DOMAIN,
+                                  check=False)
+                    rec["domjobabort"] = {"exit": p.returncode,
+                                          "output": (p.stdout +
+                                                     p.stderr).strip()}
                 aborted = True
             time.sleep(0.01)
         rec["source_states"] = states
@@ -718,6 +760,8 @@ def postcopy_device_case(topo, args, name, rundir, cache):
         rec["virsh_migrate"] = {"exit": mig.returncode,
                                 "output": mig.communicate()[0].strip()}
         time.sleep(1)
+        if abort in ("restart", "restart-dst-frozen"):
+            settled_domstate(src)
         rec["after"] = {"src": domstate(src), "dst": domstate(dst),
                         "src_qemu": qemu_state(sq)}
         if expected == "recovered" and \
@@ -744,7 +788,7 @@ def postcopy_device_case(topo, args, name, rundir, cache):
         if expected == "source":
             rec["ok"] = (rec["virsh_migrate"]["exit"] != 0 and
                          running == ["src"] and final["dst"] == "none" and
-                         (abort is None or
+                         (abort in (None, "restart", "restart-dst-frozen") or
                           rec.get("domjobabort", {}).get("exit") == 0) and
                          rec["answers_after"])
         else:

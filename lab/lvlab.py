@@ -656,6 +656,8 @@ PCDEVICE_CASES = {
     "restart-before-ack-dst-frozen": ("hold", "restart-dst-frozen",
                                       "postcopy-device", "source"),
 }
+# The abort kinds that restart the source's libvirtd instead of aborting
+RESTARTS = ("restart", "restart-dst-frozen")
 
 
 def domstate(daemon):
@@ -760,7 +762,7 @@ def postcopy_device_case(topo, args, name, rundir, cache):
         rec["virsh_migrate"] = {"exit": mig.returncode,
                                 "output": mig.communicate()[0].strip()}
         time.sleep(1)
-        if abort in ("restart", "restart-dst-frozen"):
+        if abort in RESTARTS:
             settled_domstate(src)
         rec["after"] = {"src": domstate(src), "dst": domstate(dst),
                         "src_qemu": qemu_state(sq)}
@@ -788,7 +790,7 @@ def postcopy_device_case(topo, args, name, rundir, cache):
         if expected == "source":
             rec["ok"] = (rec["virsh_migrate"]["exit"] != 0 and
                          running == ["src"] and final["dst"] == "none" and
-                         (abort in (None, "restart", "restart-dst-frozen") or
+                         (abort is None or abort in RESTARTS or
                           rec.get("domjobabort", {}).get("exit") == 0) and
                          rec["answers_after"])
         else:

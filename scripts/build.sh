@@ -12,7 +12,7 @@ if [[ ${1:-} = base ]]; then
     targets=(qemu-system-x86_64)
 else
     src=$QEMU_DIR build=$BUILD_DIR
-    targets=(qemu-system-x86_64 tests/qtest/migration-test
+    targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
              tests/unit/test-vmstate tests/unit/test-qemu-file
              tests/unit/test-net-checksum)
 fi

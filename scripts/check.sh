@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command. In order: the self-test of this script's runner,
 # checkpatch over every patch, the vmstate dump check, the unit tests the
-# series touches, a short run of its fuzz target, migration-test's default set (with the series' own
-# cases), the cross-version runs against the
-# unpatched base, the lab's smoke run, the libvirt series' export and
-# libvirt's own tests it touches, and a check that docs/figures.md's lab
+# series touches, a short run of its fuzz target, migration-test's quick
+# set (with one smoke case of each of the series' features) and then every
+# other case of the series by name with --full, the cross-version runs
+# against the unpatched base, the lab's smoke run, the libvirt series'
+# export and libvirt's own tests it touches, and a check that docs/figures.md's lab
 # figures are what docs/results/ gives. One line per result; ends with
 # "N passed, N failed, N skipped" on every path, and exits non-zero on
 # any failure.
@@ -87,7 +88,7 @@ fi
 
 # 3. Unit tests the series touches.
 if wanted unit; then
-    for t in test-qemu-file test-vmstate test-net-checksum; do
+    for t in test-qemu-file test-vmstate test-net-checksum test-io-channel-command; do
         bin=$BUILD_DIR/tests/unit/$t
         if [[ -x $bin ]]; then
             say "check: tests/unit/$t"
@@ -136,14 +137,27 @@ migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [
     sort -rn "$out/$name.times" | sed -n '1,3s/^/    /p' >&2
 }
 
-# The series' own cases: every case its new test files register.
+# The series' own cases: every case its new test files register (a path
+# split over string literals joined first).
 series_cases() {
     local f
     git -C "$QEMU_DIR" diff --name-only --diff-filter=A base..series -- \
         tests/qtest/migration/ |
     while IFS= read -r f; do
-        sed -n 's|^ *migration_test_add("\(/migration/[^"]*\)",.*|/x86_64\1|p' "$QEMU_DIR/$f"
+        perl -0777 -ne 's/"\s*\n\s*"//g;
+            print "/x86_64$1\n" while /\bmigration_test_add\(\s*"(\/migration\/[^"]*)"/g' \
+            "$QEMU_DIR/$f"
     done
+}
+# The cases of FILE that migration-test's -p runs for one of the PATHs:
+# the path itself and the cases right below it (GLib's rule).
+cases_under() {     # cases_under FILE PATH...
+    local f=$1
+    shift
+    awk -v paths="$*" '
+        BEGIN { n = split(paths, p, " "); for (i = 1; i <= n; i++) want[p[i]] = 1 }
+        { parent = $0; sub(/\/[^\/]*$/, "", parent) }
+        ($0 in want) || (parent in want)' "$f"
 }
 # A series case may skip for want of userfaultfd only where this machine
 # has none (it is a kernel option: the sysctl exists where it is built in).
@@ -159,20 +173,21 @@ if ip tuntap add dev "$probe" mode tap multi_queue 2>/dev/null; then
 else
     skip_ok=${skip_ok:+$skip_ok|}/dev/net/tun
 fi
+if wanted qtest || wanted compat; then
+    series_cases > "$out/series-cases.all"
+fi
 if wanted qtest; then
     say "check: migration-test, accelerator: $accel"
-    series_cases > "$out/series-cases"
+    cp "$out/series-cases.all" "$out/series-cases"
     only=()
     if [[ -n ${CHECK_QTEST_CASES:-} ]]; then
-        # Only these (prefixes of case paths), each series case among
-        # them still a must
+        # Only these paths (and the cases right below each), each series
+        # case among them still a must
         for c in $CHECK_QTEST_CASES; do
             only+=(-p "$c")
         done
-        printf '%s\n' $CHECK_QTEST_CASES > "$out/qtest-cases"
-        grep -F -f "$out/qtest-cases" "$out/series-cases" \
-            > "$out/series-cases.only" || true
-        mv "$out/series-cases.only" "$out/series-cases"
+        # shellcheck disable=SC2086 # a list of paths
+        cases_under "$out/series-cases.all" $CHECK_QTEST_CASES > "$out/series-cases"
     fi
     if [[ ! -s $out/series-cases ]]; then
         result fail "series cases" "found no migration_test_add() in the series' test files"
@@ -181,17 +196,24 @@ if wanted qtest; then
         migration_test migration-test --must-pass "$out/series-cases" \
             ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${only[@]}"
     else
-        # The quick set, as make check-qtest runs it: one smoke case of
-        # each of the series' features among upstream's. The series
-        # registers its other cases for --full only; they run next, by
-        # name, so that every one of them still runs here.
-        list=(env -C "$BUILD_DIR" QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
+        # The quick set, as make check-qtest runs it on a host without
+        # /dev/kvm (with it, meson adds --full): one smoke case of each of
+        # the series' features among upstream's. The series registers its
+        # other cases for --full only; they run next, by name, so that
+        # every one of them still runs here. Listing starts QEMU to probe
+        # what it has, so it runs under a limit too.
+        limit=$(secs 120)
+        list=(timeout "$limit" env -C "$BUILD_DIR"
+              QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
               "$BUILD_DIR/tests/qtest/migration-test" -l)
         "${list[@]}" >"$out/quick-cases" 2>"$out/quick-cases.log" && st=0 || st=$?
         if ((st)); then
             why="exit status $st"
-            if ((st > 128)); then
-                why="killed by signal $(kill -l $((st - 128)))"
+            if ((st == 124)); then
+                why="ran past its limit of $limit s"
+            elif ((st > 128)); then
+                sig=$(kill -l $((st - 128)) 2>/dev/null) || sig=$((st - 128))
+                why="killed by signal $sig"
             fi
             result fail "migration-test -l" "$why (see $out/quick-cases.log)"
         fi
@@ -217,16 +239,27 @@ if wanted compat; then
     # stand in: it is built without the qtest accelerator that
     # migration-test needs.
     peers=(base="$BASE_BUILD_DIR/qemu-system-x86_64")
-    compat=(-- --full -p /x86_64/migration/precopy/unix/plain
-               -p /x86_64/migration/postcopy/plain
-               -p /x86_64/migration/vm-started
-               -p /x86_64/migration/netpass
-               -p /x86_64/migration/keepalive/precopy/healthy
-               -p /x86_64/migration/keepalive/postcopy/healthy)
+    paths=(/x86_64/migration/precopy/unix/plain
+           /x86_64/migration/postcopy/plain
+           /x86_64/migration/vm-started
+           /x86_64/migration/netpass
+           /x86_64/migration/netpass/corrupted
+           /x86_64/migration/netpass/netdev-del
+           /x86_64/migration/keepalive/precopy/healthy
+           /x86_64/migration/keepalive/postcopy/healthy)
+    compat=(-- --full)
+    for c in "${paths[@]}"; do
+        compat+=(-p "$c")
+    done
+    # Each series case among them must at least be reported (a case may
+    # skip with an older peer): none may drop out unnoticed.
+    cases_under "$out/series-cases.all" "${paths[@]}" > "$out/compat-cases"
     for peer in "${peers[@]}"; do
         say "check: cross-version with ${peer#*=} as the source, then as the destination"
-        migration_test "compat(src=${peer%%=*})" QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"
-        migration_test "compat(dst=${peer%%=*})" QTEST_QEMU_BINARY_DST="${peer#*=}" "${compat[@]}"
+        migration_test "compat(src=${peer%%=*})" --must-pass "$out/compat-cases" \
+            --skip-ok . QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"
+        migration_test "compat(dst=${peer%%=*})" --must-pass "$out/compat-cases" \
+            --skip-ok . QTEST_QEMU_BINARY_DST="${peer#*=}" "${compat[@]}"
     done
 fi
 

@@ -309,7 +309,7 @@ def event_downtime(text):
 def netpass_of(stats):
     """The netpass counters of job statistics, netpass_x_y as x-y (the
     form of QEMU's names in lab.py's records; libvirt's series before v4
-    gave all of QEMU's thirteen, v4 gives four), or None without any"""
+    gave all of QEMU's thirteen, v4 gives five), or None without any"""
     got = {k[len("netpass_"):].replace("_", "-"): v
            for k, v in stats.items() if k.startswith("netpass_")}
     return got or None

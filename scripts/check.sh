@@ -25,7 +25,8 @@
 #                    fraction shortens them, as check-breakage.sh does)
 #   CHECK_OUT=DIR    where logs go (default work/check)
 #   CHECK_QTEST_CASES="/x86_64/migration/netpass ..."  migration-test runs
-#                    only the cases under these paths (scripts/sanitize.sh)
+#                    only these paths and the cases right below each, as
+#                    its -p does (scripts/sanitize.sh)
 . "$(dirname "$0")/lib.sh"
 out=${CHECK_OUT:-$WORK/check}
 rm -rf "$out"
@@ -189,7 +190,9 @@ if wanted qtest; then
         # shellcheck disable=SC2086 # a list of paths
         cases_under "$out/series-cases.all" $CHECK_QTEST_CASES > "$out/series-cases"
     fi
-    if [[ ! -s $out/series-cases ]]; then
+    if [[ ! -s $out/series-cases && -n ${CHECK_QTEST_CASES:-} ]]; then
+        result fail "series cases" "none at or right below CHECK_QTEST_CASES's paths"
+    elif [[ ! -s $out/series-cases ]]; then
         result fail "series cases" "found no migration_test_add() in the series' test files"
     fi
     if [[ ${CHECK_FULL:-0} = 1 ]]; then
@@ -203,9 +206,14 @@ if wanted qtest; then
         # every one of them still runs here. Listing starts QEMU to probe
         # what it has, so it runs under a limit too.
         limit=$(secs 120)
-        list=(timeout "$limit" env -C "$BUILD_DIR"
+        list=(env -C "$BUILD_DIR"
               QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
               "$BUILD_DIR/tests/qtest/migration-test" -l)
+        if [[ $accel = tcg && -e /dev/kvm ]]; then
+            # As in the runs: hide /dev/kvm
+            list=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh "${list[@]}")
+        fi
+        list=(timeout "$limit" "${list[@]}")
         "${list[@]}" >"$out/quick-cases" 2>"$out/quick-cases.log" && st=0 || st=$?
         if ((st)); then
             why="exit status $st"
@@ -251,15 +259,21 @@ if wanted compat; then
     for c in "${paths[@]}"; do
         compat+=(-p "$c")
     done
-    # Each series case among them must at least be reported (a case may
-    # skip with an older peer): none may drop out unnoticed.
+    # Each of upstream's two cases and the series' cases among them must
+    # run and pass, or skip only because the older peer lacks a feature
+    # the case needs (or for what the same-version run may skip for):
+    # none may drop out unnoticed.
     cases_under "$out/series-cases.all" "${paths[@]}" > "$out/compat-cases"
+    printf '%s\n' "${paths[@]:0:2}" >> "$out/compat-cases"
+    older="needs a source and a destination that know it|does not know"
     for peer in "${peers[@]}"; do
         say "check: cross-version with ${peer#*=} as the source, then as the destination"
         migration_test "compat(src=${peer%%=*})" --must-pass "$out/compat-cases" \
-            --skip-ok . QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"
+            --skip-ok "$older${skip_ok:+|$skip_ok}" \
+            QTEST_QEMU_BINARY_SRC="${peer#*=}" "${compat[@]}"
         migration_test "compat(dst=${peer%%=*})" --must-pass "$out/compat-cases" \
-            --skip-ok . QTEST_QEMU_BINARY_DST="${peer#*=}" "${compat[@]}"
+            --skip-ok "$older${skip_ok:+|$skip_ok}" \
+            QTEST_QEMU_BINARY_DST="${peer#*=}" "${compat[@]}"
     done
 fi
 

@@ -117,6 +117,12 @@ accel=tcg
 if [[ ${CHECK_KVM:-0} = 1 && -w /dev/kvm ]]; then
     accel=kvm
 fi
+# A prefix that runs a command with /dev/kvm hidden under TCG:
+# migration-test picks KVM whenever /dev/kvm opens.
+no_kvm=()
+if [[ $accel = tcg && -e /dev/kvm ]]; then
+    no_kvm=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh)
+fi
 migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [-- ARGS...]
     local name=$1 opts=() vars=() start=$SECONDS
     shift
@@ -128,12 +134,8 @@ migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [
                QTEST_QEMU_IMG="$BUILD_DIR/qemu-img"
                PYTHON="$PYTHON" "${vars[@]}"
                "$BUILD_DIR/tests/qtest/migration-test" --tap -k "$@")
-    if [[ $accel = tcg && -e /dev/kvm ]]; then
-        # migration-test picks KVM whenever /dev/kvm opens: hide it.
-        run=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh "${run[@]}")
-    fi
     run_tap "$name" --limit "$(secs 1800)" --case-limit "$(secs 300)" \
-        "${opts[@]}" -- "${run[@]}"
+        "${opts[@]}" -- "${no_kvm[@]}" "${run[@]}"
     say "check: $name took $((SECONDS - start)) s under $accel; slowest cases:"
     sort -rn "$out/$name.times" | sed -n '1,3s/^/    /p' >&2
 }
@@ -206,14 +208,9 @@ if wanted qtest; then
         # every one of them still runs here. Listing starts QEMU to probe
         # what it has, so it runs under a limit too.
         limit=$(secs 120)
-        list=(env -C "$BUILD_DIR"
+        list=(timeout "$limit" "${no_kvm[@]}" env -C "$BUILD_DIR"
               QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
               "$BUILD_DIR/tests/qtest/migration-test" -l)
-        if [[ $accel = tcg && -e /dev/kvm ]]; then
-            # As in the runs: hide /dev/kvm
-            list=(unshare -m sh -c 'mount --bind /dev/null /dev/kvm && exec "$@"' sh "${list[@]}")
-        fi
-        list=(timeout "$limit" "${list[@]}")
         "${list[@]}" >"$out/quick-cases" 2>"$out/quick-cases.log" && st=0 || st=$?
         if ((st)); then
             why="exit status $st"

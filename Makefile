@@ -1,6 +1,7 @@
 # The workspace for the netpass migration series. `make help` lists the verbs.
 SHELL := /bin/bash
 S := scripts
+QEMU_STACK := $(shell sed -n 's/^QEMU_STACK=(\(.*\))$$/\1/p' $(S)/lib.sh)
 PYTHON := /usr/bin/python3
 RESULTS := docs/results
 # Lab campaigns for `make bench`; REPS per point
@@ -56,12 +57,12 @@ help:
 	@echo "                   as the QEMU verbs, for the libvirt series (libvirt $(shell sed -n 's/^ *BASE_VERSION=\([0-9][0-9.]*-.*\)/\1/p' $(S)/lib.sh | tail -n 1))"
 	@echo "make deps          install the build dependencies (apt, root)"
 	@echo "make fetch         fetch and verify the pinned base (qemu $(shell sed -n 's/^ *BASE_VERSION=\([0-9]*:.*\)/\1/p' $(S)/lib.sh))"
-	@echo "make apply         work/qemu = base + patches/ (git am); FORCE=1 replaces unexported work"
+	@echo "make apply         work/qemu = base + QEMU's series in turn (git am): $(QEMU_STACK); FORCE=1 replaces unexported work"
 	@echo "make build         build the patched QEMU (work/build)"
-	@echo "make build-base    build the unpatched base (work/build-base)"
-	@echo "make export        regenerate patches/ from work/qemu's commits"
+	@echo "make build-base    build the unpatched base (work/base/build)"
+	@echo "make export        regenerate patches/NAME of each series from work/qemu's commits (branch stack/NAME ends each but the last)"
 	@echo "make status        fail if work/qemu holds what patches/ does not"
-	@echo "make bisect-check  build every prefix of the series (slow; not in CI)"
+	@echo "make bisect-check  build every prefix of QEMU's stack, or of one series with BISECT_SERIES=NAME (slow; not in CI)"
 
 deps:
 	@$(S)/deps.sh

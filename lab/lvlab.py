@@ -476,7 +476,7 @@ def check_ready(old=False):
         raise SystemExit("lab.py libvirt: no unshare (util-linux)")
 
 
-BASE_QEMU = os.path.join(L.WORK, "build-base", "qemu-system-x86_64")
+BASE_QEMU = os.path.join(L.WORK, "base", "build", "qemu-system-x86_64")
 
 
 def refusals(args, out, only=None):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Make the work tree: the base plus every patch of the series, as commits on
-# branch "series", applied with git am in series order. Reproducible (fixed
+# Make the work tree: the base plus every patch of each series of the stack
+# in turn (QEMU's, or SERIES=libvirt), as commits applied with git am in
+# series order; branch stack/NAME ends each series but the last, branch
+# "series" the last. Reproducible (fixed
 # committer), so re-applying gives the same commit ids. A work tree that
 # differs from patches/ is left alone unless FORCE=1, and even then its
 # branch is kept as backup/DATE.
@@ -11,11 +13,11 @@ git -C "$BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null 2>&1 ||
 
 if [[ -d $TREE_DIR/.git ]]; then
     if "$TOP/scripts/status.sh" 2>/dev/null; then
-        say "apply: work tree already matches ${PATCH_DIR#"$TOP"/}"
+        say "apply: work tree already matches patches/"
         exit 0
     fi
     if [[ ${FORCE:-0} != 1 ]]; then
-        say "apply: the work tree differs from ${PATCH_DIR#"$TOP"/}; using it as it is"
+        say "apply: the work tree differs from patches/; using it as it is"
         say "apply: ('make export' saves it; 'make apply FORCE=1' re-applies patches/)"
         exit 0
     fi
@@ -33,9 +35,14 @@ cd "$TREE_DIR"
 git config user.name "$IDENT_NAME"
 git config user.email "$IDENT_EMAIL"
 git checkout -q -B series base
-mapfile -t patches < <(series_patches)
-if ((${#patches[@]})); then
-    say "apply: git am ${#patches[@]} patches"
-    git am -q --committer-date-is-author-date "${patches[@]}"
-fi
+for name in "${STACK[@]}"; do
+    mapfile -t patches < <(series_patches "$name")
+    if ((${#patches[@]})); then
+        say "apply: $name: git am ${#patches[@]} patches"
+        git am -q --committer-date-is-author-date "${patches[@]}"
+    fi
+    if [[ $(series_tip "$name") != series ]]; then
+        git branch -q -f "$(series_tip "$name")" HEAD
+    fi
+done
 say "apply: series is $(git rev-parse --short HEAD), $(git rev-list --count base..HEAD) commits on base"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build every prefix of the series (base + first k patches) in a scratch
-# worktree, so that each patch is known to build on its own. Slow: not in CI.
+# Build every prefix of QEMU's stack (base + first k patches) in a scratch
+# worktree, so that each patch is known to build on its own; with
+# BISECT_SERIES=NAME, only the prefixes that end in that series. Slow:
+# not in CI.
 #
 # The scratch tree and its build directory sit side by side like work/qemu
 # and work/build, under their own ccache base directory, so the compiler
@@ -9,14 +11,18 @@
 . "$(dirname "$0")/lib.sh"
 
 root=$WORK/bisect
-n=$(git -C "$QEMU_DIR" rev-list --count base..series)
+range=base..series
+if [[ -n ${BISECT_SERIES:-} ]]; then
+    range=$(series_from "$BISECT_SERIES")..$(series_tip "$BISECT_SERIES")
+fi
+n=$(git -C "$QEMU_DIR" rev-list --count "$range")
 rm -rf "$root/qemu"
 git -C "$QEMU_DIR" worktree prune
 git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" base
 trap 'git -C "$QEMU_DIR" worktree remove --force "$root/qemu"' EXIT
 export CCACHE_BASEDIR=$root
 k=0
-for c in $(git -C "$QEMU_DIR" rev-list --reverse base..series); do
+for c in $(git -C "$QEMU_DIR" rev-list --reverse "$range"); do
     k=$((k + 1))
     git -C "$root/qemu" checkout -q "$c"
     say "bisect-check: $k/$n $(git -C "$root/qemu" log -1 --format=%s)"

@@ -2,14 +2,23 @@
 # Configure (once) and build what the tests and the demo need.
 #   build.sh          the work tree (base + series) into work/build
 #                     (or BUILD_DIR; SANITIZE=1 adds ASan and UBSan)
-#   build.sh base     the unpatched base into work/build-base
+#   build.sh base     the unpatched base, checked out in work/base/qemu,
+#                     into work/base/build
 # Extra ninja targets may follow.
 . "$(dirname "$0")/lib.sh"
 
 if [[ ${1:-} = base ]]; then
-    src=$QEMU_BASE_DIR build=$BASE_BUILD_DIR
+    src=$BASE_SRC_DIR build=$BASE_BUILD_DIR
     shift
     targets=(qemu-system-x86_64)
+    if ! [[ -e $src/.git ]]; then
+        git -C "$QEMU_BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null ||
+            die "no base: run 'make fetch' first"
+        rm -rf "$src"
+        git -C "$QEMU_BASE_DIR" worktree prune
+        git -C "$QEMU_BASE_DIR" worktree add -q --detach "$src" base
+    fi
+    export CCACHE_BASEDIR=${src%/*}
 else
     src=$QEMU_DIR build=$BUILD_DIR
     targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test

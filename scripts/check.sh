@@ -3,7 +3,9 @@
 # checkpatch over every patch, the vmstate dump check, the unit tests the
 # series touches, a short run of its fuzz target, migration-test's quick
 # set (with one smoke case of each of the series' features) and then every
-# other case of the series by name with --full, the cross-version runs
+# other case of the series by name with --full, the same for each series
+# of QEMU's stack but the last, built alone on what it is based on (the
+# last one is the whole stack), the cross-version runs
 # against the unpatched base, the lab's smoke run, the libvirt series'
 # export and libvirt's own tests it touches, and a check that docs/figures.md's lab
 # figures are what docs/results/ gives. One line per result; ends with
@@ -17,7 +19,7 @@
 # Environment:
 #   CHECK_FULL=1     migration-test --full: upstream's long matrix
 #                    (make check-full; not in CI)
-#   CHECK_ONLY="selftest checkpatch vmstate unit fuzz qtest compat lab libvirt report"
+#   CHECK_ONLY="selftest checkpatch vmstate unit fuzz qtest alone compat lab libvirt report"
 #                    runs a subset
 #   CHECK_KVM=1      lets migration-test use KVM (default: TCG only; KVM on
 #                    these machines lacks CPUID features and hung)
@@ -48,7 +50,7 @@ if wanted selftest; then
     fi
 fi
 
-# 1. checkpatch over every patch of the series.
+# 1. checkpatch over every patch of every series.
 if wanted checkpatch; then
     say "check: scripts/checkpatch.pl on every patch"
     while IFS= read -r p; do
@@ -87,17 +89,22 @@ if wanted vmstate; then
     fi
 fi
 
-# 3. Unit tests the series touches.
-if wanted unit; then
+# 3. Unit tests the series touches (those a series alone has: TAG
+# names it in each result).
+unit_tests() {      # unit_tests [TAG]
+    local t bin tag=${1:+$1: }
     for t in test-qemu-file test-vmstate test-net-checksum test-io-channel-command; do
         bin=$BUILD_DIR/tests/unit/$t
         if [[ -x $bin ]]; then
-            say "check: tests/unit/$t"
-            run_tap "$t" --limit "$(secs 300)" --case-limit "$(secs 60)" -- "$bin" --tap -k
-        else
+            say "check: ${tag}tests/unit/$t"
+            run_tap "$tag$t" --limit "$(secs 300)" --case-limit "$(secs 60)" -- "$bin" --tap -k
+        elif [[ -z $tag ]]; then
             result fail "$t" "not built"
         fi
     done
+}
+if wanted unit; then
+    unit_tests
 fi
 
 # 3b. The fuzz target of the series' wire parser, a short run (make fuzz
@@ -141,15 +148,16 @@ migration_test() {      # migration_test NAME [RUN_TAP OPTIONS] [VAR=VALUE...] [
 }
 
 # The series' own cases: every case its new test files register (a path
-# split over string literals joined first).
-series_cases() {
-    local f
-    git -C "$QEMU_DIR" diff --name-only --diff-filter=A base..series -- \
+# split over string literals joined first), in the tree at REF (default:
+# the whole stack).
+series_cases() {    # series_cases [REF]
+    local f ref=${1:-series}
+    git -C "$QEMU_DIR" diff --name-only --diff-filter=A "base..$ref" -- \
         tests/qtest/migration/ |
     while IFS= read -r f; do
+        git -C "$QEMU_DIR" show "$ref:$f" |
         perl -0777 -ne 's/"\s*\n\s*"//g;
-            print "/x86_64$1\n" while /\bmigration_test_add\(\s*"(\/migration\/[^"]*)"/g' \
-            "$QEMU_DIR/$f"
+            print "/x86_64$1\n" while /\bmigration_test_add\(\s*"(\/migration\/[^"]*)"/g'
     done
 }
 # The cases of FILE that migration-test's -p runs for one of the PATHs:
@@ -179,10 +187,15 @@ fi
 if wanted qtest || wanted compat; then
     series_cases > "$out/series-cases.all"
 fi
-if wanted qtest; then
-    say "check: migration-test, accelerator: $accel"
-    cp "$out/series-cases.all" "$out/series-cases"
-    only=()
+# migration-test on the build in $BUILD_DIR: the quick set, then the
+# series' other cases by name with --full; each case of file CASES must
+# run and pass. TAG (a series alone) prefixes each result and log.
+qtest_runs() {      # qtest_runs CASES [TAG]
+    local cases=$1 tag=${2:+$2:} only=() byname=() c limit list st why sig
+    local quick=$out/${tag}quick-cases
+    say "check: ${tag}migration-test, accelerator: $accel"
+    cp "$cases" "$out/${tag}series-cases"
+    cases=$out/${tag}series-cases
     if [[ -n ${CHECK_QTEST_CASES:-} ]]; then
         # Only these paths (and the cases right below each), each series
         # case among them still a must
@@ -190,54 +203,90 @@ if wanted qtest; then
             only+=(-p "$c")
         done
         # shellcheck disable=SC2086 # a list of paths
-        cases_under "$out/series-cases.all" $CHECK_QTEST_CASES > "$out/series-cases"
+        cases_under "$out/${tag}series-cases" $CHECK_QTEST_CASES > "$cases.under"
+        mv "$cases.under" "$cases"
     fi
-    if [[ ! -s $out/series-cases && -n ${CHECK_QTEST_CASES:-} ]]; then
+    if [[ ! -s $cases && -n ${CHECK_QTEST_CASES:-} ]]; then
+        [[ -n $tag ]] && return 0
         result fail "series cases" "none at or right below CHECK_QTEST_CASES's paths"
-    elif [[ ! -s $out/series-cases ]]; then
-        result fail "series cases" "found no migration_test_add() in the series' test files"
+    elif [[ ! -s $cases ]]; then
+        result fail "${tag}series cases" "found no migration_test_add() in the series' test files"
     fi
     if [[ ${CHECK_FULL:-0} = 1 ]]; then
-        migration_test migration-test --must-pass "$out/series-cases" \
+        migration_test "${tag}migration-test" --must-pass "$cases" \
             ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${only[@]}"
-    else
-        # The quick set, as make check-qtest runs it on a host without
-        # /dev/kvm (with it, meson adds --full): one smoke case of each of
-        # the series' features among upstream's. The series registers its
-        # other cases for --full only; they run next, by name, so that
-        # every one of them still runs here. Listing starts QEMU to probe
-        # what it has, so it runs under a limit too.
-        limit=$(secs 120)
-        list=(timeout "$limit" "${no_kvm[@]}" env -C "$BUILD_DIR"
-              QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
-              "$BUILD_DIR/tests/qtest/migration-test" -l)
-        "${list[@]}" >"$out/quick-cases" 2>"$out/quick-cases.log" && st=0 || st=$?
-        if ((st)); then
-            why="exit status $st"
-            if ((st == 124)); then
-                why="ran past its limit of $limit s"
-            elif ((st > 128)); then
-                sig=$(kill -l $((st - 128)) 2>/dev/null) || sig=$((st - 128))
-                why="killed by signal $sig"
-            fi
-            result fail "migration-test -l" "$why (see $out/quick-cases.log)"
-        fi
-        grep -xF -f "$out/series-cases" "$out/quick-cases" \
-            > "$out/series-quick" || true
-        grep -vxF -f "$out/quick-cases" "$out/series-cases" \
-            > "$out/series-full" || true
-        migration_test migration-test --must-pass "$out/series-quick" \
-            ${skip_ok:+--skip-ok "$skip_ok"} -- "${only[@]}"
-        if [[ -s $out/series-full ]]; then
-            byname=()
-            while IFS= read -r c; do
-                # -p runs a case and the cases right below it
-                grep -qxF "${c%/*}" "$out/series-full" || byname+=(-p "$c")
-            done < "$out/series-full"
-            migration_test migration-test-full --must-pass "$out/series-full" \
-                ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${byname[@]}"
-        fi
+        return 0
     fi
+    # The quick set, as make check-qtest runs it on a host without
+    # /dev/kvm (with it, meson adds --full): one smoke case of each of
+    # the series' features among upstream's. The series registers its
+    # other cases for --full only; they run next, by name, so that
+    # every one of them still runs here. Listing starts QEMU to probe
+    # what it has, so it runs under a limit too.
+    limit=$(secs 120)
+    list=(timeout "$limit" "${no_kvm[@]}" env -C "$BUILD_DIR"
+          QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
+          "$BUILD_DIR/tests/qtest/migration-test" -l)
+    "${list[@]}" >"$quick" 2>"$quick.log" && st=0 || st=$?
+    if ((st)); then
+        why="exit status $st"
+        if ((st == 124)); then
+            why="ran past its limit of $limit s"
+        elif ((st > 128)); then
+            sig=$(kill -l $((st - 128)) 2>/dev/null) || sig=$((st - 128))
+            why="killed by signal $sig"
+        fi
+        result fail "${tag}migration-test -l" "$why (see $quick.log)"
+    fi
+    grep -xF -f "$cases" "$quick" > "$cases.quick" || true
+    grep -vxF -f "$quick" "$cases" > "$cases.full" || true
+    migration_test "${tag}migration-test" --must-pass "$cases.quick" \
+        ${skip_ok:+--skip-ok "$skip_ok"} -- "${only[@]}"
+    if [[ -s $cases.full ]]; then
+        while IFS= read -r c; do
+            # -p runs a case and the cases right below it
+            grep -qxF "${c%/*}" "$cases.full" || byname+=(-p "$c")
+        done < "$cases.full"
+        migration_test "${tag}migration-test-full" --must-pass "$cases.full" \
+            ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${byname[@]}"
+    fi
+}
+if wanted qtest; then
+    qtest_runs "$out/series-cases.all"
+fi
+
+# 4b. Each series of QEMU's stack but the last (which is the whole stack,
+# tested above), alone on what it is based on: built from its tip in a
+# tree of its own (beside its build directory, as work/qemu and
+# work/build are, so that ccache shares what both compile), then its
+# unit tests and migration-test with its own cases.
+if wanted alone && ((${#STACK[@]} > 1)); then
+    root=$WORK/alone
+    for name in "${STACK[@]:0:${#STACK[@]}-1}"; do
+        tip=$(series_tip "$name")
+        say "check: $name alone ($(git -C "$QEMU_DIR" rev-list --count "$(series_from "$name")..$tip") patches on $(series_from "$name"))"
+        if ! [[ -d $root/qemu/.git || -f $root/qemu/.git ]]; then
+            rm -rf "$root/qemu"
+            git -C "$QEMU_DIR" worktree prune
+            git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" "$tip"
+        fi
+        git -C "$root/qemu" checkout -q --detach "$tip"
+        if ! CCACHE_BASEDIR=$root QEMU_DIR=$root/qemu BUILD_DIR=$root/build \
+                "$TOP/scripts/build.sh" >"$out/$name-build.log" 2>&1; then
+            tail -n 20 "$out/$name-build.log"
+            result fail "$name: builds alone" "see $out/$name-build.log"
+            continue
+        fi
+        result pass "$name: builds alone" "$tip, $(git -C "$QEMU_DIR" rev-parse --short "$tip")"
+        series_cases "$tip" > "$out/$name-cases.all"
+        whole=$BUILD_DIR
+        BUILD_DIR=$root/build
+        if wanted unit; then
+            unit_tests "$name"
+        fi
+        qtest_runs "$out/$name-cases.all" "$name"
+        BUILD_DIR=$whole
+    done
 fi
 if wanted compat; then
     # The base without the series. Debian's packaged QEMU (10.0) cannot

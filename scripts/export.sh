@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate patches/$SERIES from the work tree's commits (base..series).
-# Stable: exporting unchanged commits rewrites no byte.
+# Regenerate patches/NAME for every series of the stack (QEMU's, or
+# SERIES=libvirt) from the work tree's commits, each from its base to its
+# tip. Stable: exporting unchanged commits rewrites no byte.
 . "$(dirname "$0")/lib.sh"
 
 [[ -d $TREE_DIR/.git ]] || die "no work tree at $TREE_DIR: run 'make apply' first"
@@ -11,22 +12,25 @@
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export_series_to "$tmp"
-mkdir -p "$PATCH_DIR"
-changed=0
-for f in "$PATCH_DIR"/*.patch "$PATCH_DIR/series"; do
-    [[ -e $f ]] || continue
-    [[ -e $tmp/${f##*/} ]] || { rm "$f"; changed=1; }
-done
-for f in "$tmp"/*; do
-    if ! cmp -s "$f" "$PATCH_DIR/${f##*/}"; then
-        cp "$f" "$PATCH_DIR/"
-        changed=1
+for name in "${STACK[@]}"; do
+    dir=$TOP/patches/$name
+    export_series_to "$name" "$tmp/$name"
+    mkdir -p "$dir"
+    changed=0
+    for f in "$dir"/*.patch "$dir/series"; do
+        [[ -e $f ]] || continue
+        [[ -e $tmp/$name/${f##*/} ]] || { rm "$f"; changed=1; }
+    done
+    for f in "$tmp/$name"/*; do
+        if ! cmp -s "$f" "$dir/${f##*/}"; then
+            cp "$f" "$dir/"
+            changed=1
+        fi
+    done
+    n=$(wc -l < "$dir/series")
+    if ((changed)); then
+        say "export: wrote $n patches and the cover letter to ${dir#"$TOP"/}"
+    else
+        say "export: ${dir#"$TOP"/} already up to date ($n patches)"
     fi
 done
-n=$(wc -l < "$PATCH_DIR/series")
-if ((changed)); then
-    say "export: wrote $n patches and the cover letter to ${PATCH_DIR#"$TOP"/}"
-else
-    say "export: ${PATCH_DIR#"$TOP"/} already up to date ($n patches)"
-fi

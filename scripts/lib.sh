@@ -8,15 +8,29 @@ WORK=${WORK:-$TOP/work}                 # everything generated; ignored by git
 QEMU_DIR=${QEMU_DIR:-$WORK/qemu}        # QEMU work tree: base + series, branch "series"
 BUILD_DIR=${BUILD_DIR:-$WORK/build}     # patched build
 QEMU_BASE_DIR=$WORK/qemu-base           # pristine QEMU base as a git repo, tag "base"
-BASE_BUILD_DIR=$WORK/build-base         # unpatched build (vmstate and compat)
+# The unpatched build (vmstate and compat) and the base's checkout it is
+# built from, side by side as work/qemu and work/build are: the compiler
+# then sees the same relative paths in both, and ccache (its base
+# directory set to each pair's parent) reuses what either compiled.
+BASE_SRC_DIR=$WORK/base/qemu
+BASE_BUILD_DIR=$WORK/base/build
 
-# The series this run works on (SERIES=libvirt for the libvirt one): its
-# patches, its pinned Debian source package, and where its base and work
-# tree live.
-SERIES=${SERIES:-netpass}
-PATCH_DIR=$TOP/patches/$SERIES
+# QEMU's series, a stack: each applies on the one before it, the first
+# on the base, and patches/NAME holds each. In the work tree, branch
+# stack/NAME ends each series but the last, branch "series" the last
+# ("git rebase -i --update-refs base" keeps the stack/ branches in place).
+QEMU_STACK=(postcopy-start netpass)
+
+# The series this run works on: any QEMU series (or "qemu") means all of
+# QEMU's stack, SERIES=libvirt the libvirt one: its patches, its pinned
+# Debian source package, and where its base and work tree live.
+SERIES=${SERIES:-qemu}
+case " qemu ${QEMU_STACK[*]} " in
+*" $SERIES "*) SERIES=qemu ;;
+esac
 case $SERIES in
-netpass)
+qemu)
+    STACK=("${QEMU_STACK[@]}")
     SRC_PKG=qemu BASE_NAME=QEMU
     BASE_VERSION=1:10.2.2+ds-1
     BASE_ORIG=qemu_10.2.2+ds.orig.tar.xz
@@ -26,6 +40,7 @@ netpass)
     TREE_DIR=$QEMU_DIR
     ;;
 libvirt)
+    STACK=(libvirt)
     # trixie's: sid's 12.8.0-1 is in the archive's index, but its files
     # are not on the archive (404, checked 2026-11-24), nor is this
     # version's .dsc: the two tarballs are fetched by the sha256 the
@@ -57,13 +72,36 @@ PYTHON=/usr/bin/python3
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# The series' patch files in order, as listed in the series file.
-series_patches() {
-    [[ -f $PATCH_DIR/series ]] || return 0
-    grep -v -e '^#' -e '^[[:space:]]*$' "$PATCH_DIR/series" | sed "s|^|$PATCH_DIR/|"
+# Where series NAME of the stack ends in the work tree, and what it
+# applies on.
+series_tip() {
+    [[ $1 = "${STACK[-1]}" ]] && echo series || echo "stack/$1"
+}
+series_from() {
+    local i
+    for i in "${!STACK[@]}"; do
+        if [[ ${STACK[i]} = "$1" ]]; then
+            ((i)) && series_tip "${STACK[i - 1]}" || echo base
+            return
+        fi
+    done
+    die "no series $1 in the stack (${STACK[*]})"
 }
 
-# ccache shared by the base and the patched build, wherever the checkout is.
+# The patch files of series NAME (default: every series of the stack, in
+# order), as listed in its series file.
+series_patches() {
+    local name dir
+    for name in "${@:-${STACK[@]}}"; do
+        dir=$TOP/patches/$name
+        [[ -f $dir/series ]] || continue
+        grep -v -e '^#' -e '^[[:space:]]*$' "$dir/series" | sed "s|^|$dir/|"
+    done
+}
+
+# ccache shared by the base and the patched build, wherever the checkout is
+# (each build sets CCACHE_BASEDIR to the parent of its source and build
+# directories).
 # QEMU's configure names the compiler "cc": ccache's masquerade directory
 # first on PATH puts ccache in front of it.
 if [[ -d /usr/lib/ccache && :$PATH: != *:/usr/lib/ccache:* ]]; then
@@ -77,14 +115,18 @@ FORMAT_PATCH=(git -c core.abbrev=12 -c diff.noprefix=false -c diff.mnemonicPrefi
               format-patch --zero-commit --no-signature --subject-prefix=PATCH
               --numbered --diff-algorithm=myers)
 
-# Write the series in $TREE_DIR (base..series) as patches into directory $1.
+# Write series NAME of the work tree (from its base to its tip) as
+# patches into directory $2.
 export_series_to() {
-    local out=$1 last
+    local name=$1 out=$2 from tip last
+    from=$(series_from "$name") tip=$(series_tip "$name")
+    git -C "$TREE_DIR" merge-base --is-ancestor "$from" "$tip" ||
+        die "$from is not below $tip in ${TREE_DIR#"$TOP"/}"
     mkdir -p "$out"
-    last=$(git -C "$TREE_DIR" log -1 --format=%aI series)
+    last=$(git -C "$TREE_DIR" log -1 --format=%aI "$tip")
     (cd "$TREE_DIR" && GIT_COMMITTER_DATE=$last \
-        "${FORMAT_PATCH[@]}" --cover-letter -q -o "$out" base..series)
-    "$PYTHON" "$TOP/scripts/fill-cover.py" "$PATCH_DIR/cover.txt" \
+        "${FORMAT_PATCH[@]}" --cover-letter -q -o "$out" "$from..$tip")
+    "$PYTHON" "$TOP/scripts/fill-cover.py" "$TOP/patches/$name/cover.txt" \
         "$out/0000-cover-letter.patch"
     (cd "$out" && ls [0-9]*.patch | grep -v '^0000-cover-letter' > series)
 }

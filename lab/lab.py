@@ -182,14 +182,23 @@ def git(*args):
                           capture_output=True, text=True).stdout.strip()
 
 
-def series_sha256(name):
-    """A short hash of the patches of series @name (patches/NAME)"""
-    series = os.path.join(TOP, "patches", name)
+def qemu_stack():
+    """QEMU's series, in the order they apply (scripts/lib.sh's QEMU_STACK)"""
+    with open(os.path.join(TOP, "scripts", "lib.sh")) as f:
+        m = re.search(r"^QEMU_STACK=\((.*)\)$", f.read(), re.M)
+    return tuple(m.group(1).split())
+
+
+def series_sha256(*names):
+    """A short hash of the patches of series @names (patches/NAME), in
+    order"""
     h = hashlib.sha256()
-    with open(os.path.join(series, "series")) as f:
-        for patch in f.read().split():
-            with open(os.path.join(series, patch), "rb") as p:
-                h.update(p.read())
+    for name in names:
+        series = os.path.join(TOP, "patches", name)
+        with open(os.path.join(series, "series")) as f:
+            for patch in f.read().split():
+                with open(os.path.join(series, patch), "rb") as p:
+                    h.update(p.read())
     return h.hexdigest()[:16]
 
 
@@ -217,7 +226,7 @@ def environment(args):
         "workspace": git("rev-parse", "--short=12", "HEAD") +
                      ("+changes" if git("status", "--porcelain", "--",
                                         "lab", "patches") else ""),
-        "series_sha256": series_sha256("netpass"),
+        "series_sha256": series_sha256(*qemu_stack()),
         "qemu": version[0] if version else "?",
         "accel": accelerator(), "machine": MACHINE,
         "guest": {"kernel": guest_kernel, "mem_mib": args.mem, "vcpus": 1,

@@ -542,7 +542,7 @@ def refusals(args, out, only=None):
                "expected_error": expected,
                "workspace": L.git("rev-parse", "--short=12", "HEAD"),
                "libvirt_series_sha256": L.series_sha256("libvirt"),
-               "series_sha256": L.series_sha256("netpass")}
+               "series_sha256": L.series_sha256(*L.qemu_stack())}
         daemons, qmps, mig = [], [], None
         try:
             with L.Topology("tuned") as topo:

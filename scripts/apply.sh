@@ -25,7 +25,10 @@ if [[ -d $TREE_DIR/.git ]]; then
         die "the work tree has uncommitted edits; commit and export them, or discard them"
     keep=backup/$(date +%Y%m%d-%H%M%S)
     git -C "$TREE_DIR" branch -q -m series "$keep" 2>/dev/null || true
-    say "apply: work tree differed from patches/; old branch kept as $keep"
+    for b in $(git -C "$TREE_DIR" for-each-ref --format='%(refname:short)' refs/heads/stack/); do
+        git -C "$TREE_DIR" branch -q -m "$b" "$keep-$b"
+    done
+    say "apply: work tree differed from patches/; old branches kept as $keep (and $keep-stack/...)"
 else
     say "apply: cloning the base into ${TREE_DIR#"$TOP"/}"
     git clone -q --no-checkout "$BASE_DIR" "$TREE_DIR"

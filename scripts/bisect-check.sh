@@ -20,7 +20,6 @@ rm -rf "$root/qemu"
 git -C "$QEMU_DIR" worktree prune
 git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" base
 trap 'git -C "$QEMU_DIR" worktree remove --force "$root/qemu"' EXIT
-export CCACHE_BASEDIR=$root
 k=0
 for c in $(git -C "$QEMU_DIR" rev-list --reverse "$range"); do
     k=$((k + 1))

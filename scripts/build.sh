@@ -11,14 +11,9 @@ if [[ ${1:-} = base ]]; then
     src=$BASE_SRC_DIR build=$BASE_BUILD_DIR
     shift
     targets=(qemu-system-x86_64)
-    if ! [[ -e $src/.git ]]; then
-        git -C "$QEMU_BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null ||
-            die "no base: run 'make fetch' first"
-        rm -rf "$src"
-        git -C "$QEMU_BASE_DIR" worktree prune
-        git -C "$QEMU_BASE_DIR" worktree add -q --detach "$src" base
-    fi
-    export CCACHE_BASEDIR=${src%/*}
+    git -C "$QEMU_BASE_DIR" rev-parse -q --verify refs/tags/base >/dev/null ||
+        die "no base: run 'make fetch' first"
+    checkout_beside "$QEMU_BASE_DIR" "$src" base
 else
     src=$QEMU_DIR build=$BUILD_DIR
     targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
@@ -26,6 +21,13 @@ else
              tests/unit/test-net-checksum tests/unit/test-io-channel-command)
 fi
 [[ -f $src/configure ]] || die "no source at $src (run 'make fetch apply')"
+# ccache's base directory: the parent of the source and the build
+# directory when they sit side by side (work/qemu and work/build,
+# work/base/qemu and work/base/build...), so that each build's compiler
+# sees the same relative paths and ccache shares what they compile
+if [[ ${src%/*} = "${build%/*}" ]]; then
+    export CCACHE_BASEDIR=${src%/*}
+fi
 
 # Debian's tarball has no firmware: use Debian's seabios and ipxe, and the
 # option ROMs (kvmvapic.bin, linuxboot_dma.bin...) from qemu-system-data.

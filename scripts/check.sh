@@ -92,7 +92,7 @@ fi
 # 3. Unit tests the series touches (those a series alone has: TAG
 # names it in each result).
 unit_tests() {      # unit_tests [TAG]
-    local t bin tag=${1:+$1: }
+    local t bin tag=${1:+$1:}
     for t in test-qemu-file test-vmstate test-net-checksum test-io-channel-command; do
         bin=$BUILD_DIR/tests/unit/$t
         if [[ -x $bin ]]; then
@@ -264,21 +264,27 @@ if wanted alone && ((${#STACK[@]} > 1)); then
     root=$WORK/alone
     for name in "${STACK[@]:0:${#STACK[@]}-1}"; do
         tip=$(series_tip "$name")
-        say "check: $name alone ($(git -C "$QEMU_DIR" rev-list --count "$(series_from "$name")..$tip") patches on $(series_from "$name"))"
-        if ! [[ -d $root/qemu/.git || -f $root/qemu/.git ]]; then
-            rm -rf "$root/qemu"
-            git -C "$QEMU_DIR" worktree prune
-            git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" "$tip"
+        if ! git -C "$QEMU_DIR" rev-parse -q --verify "$tip" >/dev/null; then
+            result fail "$name: builds alone" "no branch $tip in ${QEMU_DIR#"$TOP"/} (make apply FORCE=1)"
+            continue
         fi
-        git -C "$root/qemu" checkout -q --detach "$tip"
-        if ! CCACHE_BASEDIR=$root QEMU_DIR=$root/qemu BUILD_DIR=$root/build \
-                "$TOP/scripts/build.sh" >"$out/$name-build.log" 2>&1; then
+        series_cases "$tip" > "$out/$name-cases.all"
+        if [[ -n ${CHECK_QTEST_CASES:-} ]]; then
+            # shellcheck disable=SC2086 # a list of paths
+            if ! cases_under "$out/$name-cases.all" $CHECK_QTEST_CASES | grep -q .; then
+                result skip "$name: alone" "none of its cases at or right below CHECK_QTEST_CASES's paths"
+                continue
+            fi
+        fi
+        say "check: $name alone ($(git -C "$QEMU_DIR" rev-list --count "$(series_from "$name")..$tip") patches on $(series_from "$name"))"
+        if ! checkout_beside "$QEMU_DIR" "$root/qemu" "$tip" >"$out/$name-build.log" 2>&1 ||
+           ! QEMU_DIR=$root/qemu BUILD_DIR=$root/build \
+                "$TOP/scripts/build.sh" >>"$out/$name-build.log" 2>&1; then
             tail -n 20 "$out/$name-build.log"
             result fail "$name: builds alone" "see $out/$name-build.log"
             continue
         fi
         result pass "$name: builds alone" "$tip, $(git -C "$QEMU_DIR" rev-parse --short "$tip")"
-        series_cases "$tip" > "$out/$name-cases.all"
         whole=$BUILD_DIR
         BUILD_DIR=$root/build
         if wanted unit; then

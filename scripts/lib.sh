@@ -149,6 +149,21 @@ configure_once() {
     echo "$args" > "$build/.configure-args"
 }
 
+# Check REF of repository $1 out, detached, in worktree $2, making the
+# worktree if it is missing or broken (its repository re-made); its build
+# directory goes beside it, so that ccache, its base directory set to
+# their parent (build.sh does), sees the same relative paths as for
+# work/qemu and work/build.
+checkout_beside() {     # checkout_beside REPO DIR REF
+    local repo=$1 dir=$2 ref=$3
+    if ! git -C "$dir" rev-parse --git-dir >/dev/null 2>&1; then
+        rm -rf "$dir"
+        git -C "$repo" worktree prune
+        git -C "$repo" worktree add -q --detach "$dir" "$ref"
+    fi
+    git -C "$dir" checkout -q --detach "$ref"
+}
+
 BUILD_LOCK=${BUILD_LOCK:-$TOP/work/.build.lock}
 
 # ninja in build directory $1: first build.ninja, up to date with the tree

@@ -5,9 +5,9 @@
 # not in CI.
 #
 # The scratch tree and its build directory sit side by side like work/qemu
-# and work/build, under their own ccache base directory, so the compiler
-# sees the same relative paths and ccache reuses what the normal builds
-# (and earlier runs) compiled.
+# and work/build (build.sh makes their parent ccache's base directory),
+# so the compiler sees the same relative paths and ccache reuses what the
+# normal builds (and earlier runs) compiled.
 . "$(dirname "$0")/lib.sh"
 
 root=$WORK/bisect
@@ -16,9 +16,7 @@ if [[ -n ${BISECT_SERIES:-} ]]; then
     range=$(series_from "$BISECT_SERIES")..$(series_tip "$BISECT_SERIES")
 fi
 n=$(git -C "$QEMU_DIR" rev-list --count "$range")
-rm -rf "$root/qemu"
-git -C "$QEMU_DIR" worktree prune
-git -C "$QEMU_DIR" worktree add -q --detach "$root/qemu" base
+checkout_beside "$QEMU_DIR" "$root/qemu" base
 trap 'git -C "$QEMU_DIR" worktree remove --force "$root/qemu"' EXIT
 k=0
 for c in $(git -C "$QEMU_DIR" rev-list --reverse "$range"); do

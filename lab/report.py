@@ -5,8 +5,9 @@ lab.py --publish) and writes, byte for byte the same every time:
 
   - docs/figures.md, between the "lab-report" markers: the setup of the
     runs and every table of figures;
-  - patches/netpass/cover.txt, between the same markers: the figures the
-    cover letter quotes, as plain text;
+  - patches/netpass/cover.txt and patches/vm-started/cover.txt, between
+    the same markers: the figures each cover letter quotes, as plain
+    text;
   - docs/figures/*.png: the plots;
   - docs/chaos.md: the fault campaign's tables (chaos.jsonl).
 
@@ -39,6 +40,7 @@ RESULTS = os.path.join(TOP, "docs", "results")
 FIGURES = os.path.join(TOP, "docs", "figures")
 README = os.path.join(TOP, "docs", "figures.md")
 COVER = os.path.join(TOP, "patches", "netpass", "cover.txt")
+VM_COVER = os.path.join(TOP, "patches", "vm-started", "cover.txt")
 LV_COVER = os.path.join(TOP, "patches", "libvirt", "cover.txt")
 CHAOS_MD = os.path.join(TOP, "docs", "chaos.md")
 BEGIN = "<!-- lab-report: begin (lab/lab.py report writes this part " \
@@ -1325,12 +1327,24 @@ def cover_section():
            text_table_indent(downtime_table(downtime_rows(bench),
                                             markdown=False)),
            "", wrap_claims(downtime_claims(downtime_rows(bench)))]
-    vm = load("downtime.jsonl")
-    if vm:
-        out += ["", "Reported against true downtime, vm-started off and "
-                "on:", "", text_table_indent(vm_started_table(
-                    vm, markdown=False))]
     return "\n".join(out)
+
+
+def vm_started_cover_section():
+    vm = load("downtime.jsonl")
+    if not vm:
+        return "(no records)"
+    return "\n".join([textwrap.fill(
+        f"Setup: {distinct(vm, lambda r: r['setup']['host']['cpu'])}, "
+        f"{distinct(vm, lambda r: r['setup']['host']['cores'])} cores, "
+        f"{distinct(vm, lambda r: r['setup']['accel'].upper())}; guest "
+        f"Debian {distinct(vm, lambda r: r['setup']['guest']['kernel'])}; "
+        "every setting in each record (docs/results/downtime.jsonl in the "
+        "workspace).", 72), "", textwrap.fill(
+            "Reported against true downtime (from the source's stop to "
+            "the destination's start, by their trace checkpoints), ms, "
+            "vm-started off and on:", 72), "",
+        text_table_indent(vm_started_table(vm, markdown=False))])
 
 
 def wrap_claims(text):
@@ -1361,6 +1375,11 @@ def main(check=False):
         cover = f.read()
     OUTPUTS[COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
                                      cover_section(), COVER).encode()
+    with open(VM_COVER) as f:
+        cover = f.read()
+    OUTPUTS[VM_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
+                                        vm_started_cover_section(),
+                                        VM_COVER).encode()
     with open(LV_COVER) as f:
         cover = f.read()
     OUTPUTS[LV_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,

@@ -18,7 +18,8 @@ else
     src=$QEMU_DIR build=$BUILD_DIR
     targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
              tests/unit/test-vmstate tests/unit/test-qemu-file
-             tests/unit/test-net-checksum tests/unit/test-io-channel-command)
+             tests/unit/test-net-checksum tests/unit/test-netpass-wire
+             tests/unit/test-io-channel-command)
 fi
 [[ -f $src/configure ]] || die "no source at $src (run 'make fetch apply')"
 # ccache's base directory: the parent of the source and the build

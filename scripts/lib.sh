@@ -19,7 +19,7 @@ BASE_BUILD_DIR=$WORK/base/build
 # on the base, and patches/NAME holds each. In the work tree, branch
 # stack/NAME ends each series but the last, branch "series" the last
 # ("git rebase -i --update-refs base" keeps the stack/ branches in place).
-QEMU_STACK=(postcopy-start netpass)
+QEMU_STACK=(postcopy-start keepalive vm-started netpass)
 
 # The series this run works on: any QEMU series (or "qemu") means all of
 # QEMU's stack, SERIES=libvirt the libvirt one: its patches, its pinned

@@ -3,9 +3,10 @@
 # checkpatch over every patch, the vmstate dump check, the unit tests the
 # series touches, a short run of its fuzz target, migration-test's quick
 # set (with one smoke case of each of the series' features) and then every
-# other case of the series by name with --full, the same for each series
-# of QEMU's stack but the last, built alone on what it is based on (the
-# last one is the whole stack), the cross-version runs
+# other case of the series by name with --full; each series of QEMU's
+# stack but the last built alone on what it is based on, with its unit
+# tests and its own cases by name (the last one is the whole stack); the
+# cross-version runs
 # against the unpatched base, the lab's smoke run, the libvirt series'
 # export and libvirt's own tests it touches, and a check that docs/figures.md's lab
 # figures are what docs/results/ gives. One line per result; ends with
@@ -188,11 +189,24 @@ fi
 if wanted qtest || wanted compat; then
     series_cases > "$out/series-cases.all"
 fi
+# migration-test --full on the cases of FILE by name, each of which must
+# run and pass (GLib's -p also runs the cases right below a path, so a
+# case whose parent is listed is not named again).
+qtest_byname() {    # qtest_byname FILE NAME
+    local c byname=()
+    while IFS= read -r c; do
+        grep -qxF "${c%/*}" "$1" || byname+=(-p "$c")
+    done < "$1"
+    migration_test "$2" --must-pass "$1" \
+        ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${byname[@]}"
+}
 # migration-test on the build in $BUILD_DIR: the quick set, then the
 # series' other cases by name with --full; each case of file CASES must
-# run and pass. TAG (a series alone) prefixes each result and log.
+# run and pass. TAG (a series alone) prefixes each result and log, and
+# runs its cases by name only: upstream's quick set ran on the whole
+# stack, which holds that series too.
 qtest_runs() {      # qtest_runs CASES [TAG]
-    local cases=$1 tag=${2:+$2:} only=() byname=() c limit list st why sig
+    local cases=$1 tag=${2:+$2:} only=() c limit list st why sig
     local quick=$out/${tag}quick-cases
     say "check: ${tag}migration-test, accelerator: $accel"
     cp "$cases" "$out/${tag}series-cases"
@@ -216,6 +230,10 @@ qtest_runs() {      # qtest_runs CASES [TAG]
     if [[ ${CHECK_FULL:-0} = 1 ]]; then
         migration_test "${tag}migration-test" --must-pass "$cases" \
             ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${only[@]}"
+        return 0
+    fi
+    if [[ -n $tag ]]; then
+        qtest_byname "$cases" "${tag}migration-test"
         return 0
     fi
     # The quick set, as make check-qtest runs it on a host without
@@ -244,12 +262,7 @@ qtest_runs() {      # qtest_runs CASES [TAG]
     migration_test "${tag}migration-test" --must-pass "$cases.quick" \
         ${skip_ok:+--skip-ok "$skip_ok"} -- "${only[@]}"
     if [[ -s $cases.full ]]; then
-        while IFS= read -r c; do
-            # -p runs a case and the cases right below it
-            grep -qxF "${c%/*}" "$cases.full" || byname+=(-p "$c")
-        done < "$cases.full"
-        migration_test "${tag}migration-test-full" --must-pass "$cases.full" \
-            ${skip_ok:+--skip-ok "$skip_ok"} -- --full "${byname[@]}"
+        qtest_byname "$cases.full" "${tag}migration-test-full"
     fi
 }
 if wanted qtest; then

@@ -1307,12 +1307,7 @@ def cover_section():
     bench = load("bench.jsonl")
     if not bench:
         return "(no records)"
-    out = [f"Setup: {distinct(bench, lambda r: r['setup']['host']['cpu'])}"
-           f", {distinct(bench, lambda r: r['setup']['host']['cores'])} "
-           f"cores, {distinct(bench, lambda r: r['setup']['accel'].upper())}"
-           f"; guest Debian "
-           f"{distinct(bench, lambda r: r['setup']['guest']['kernel'])}; "
-           "every setting in the workspace's docs/figures.md and in "
+    out = [f"Setup: {host_and_guest(bench)}; every setting in the workspace's docs/figures.md and in "
            "each record "
            "(docs/results/bench.jsonl in the workspace).",
            "",
@@ -1330,16 +1325,21 @@ def cover_section():
     return "\n".join(out)
 
 
+def host_and_guest(recs):
+    """The machine, accelerator and guest kernel of records @recs."""
+    return (f"{distinct(recs, lambda r: r['setup']['host']['cpu'])}, "
+            f"{distinct(recs, lambda r: r['setup']['host']['cores'])} "
+            f"cores, {distinct(recs, lambda r: r['setup']['accel'].upper())}"
+            f"; guest Debian "
+            f"{distinct(recs, lambda r: r['setup']['guest']['kernel'])}")
+
+
 def vm_started_cover_section():
     vm = load("downtime.jsonl")
     if not vm:
         return "(no records)"
     return "\n".join([textwrap.fill(
-        f"Setup: {distinct(vm, lambda r: r['setup']['host']['cpu'])}, "
-        f"{distinct(vm, lambda r: r['setup']['host']['cores'])} cores, "
-        f"{distinct(vm, lambda r: r['setup']['accel'].upper())}; guest "
-        f"Debian {distinct(vm, lambda r: r['setup']['guest']['kernel'])}; "
-        "every setting in each record (docs/results/downtime.jsonl in the "
+        f"Setup: {host_and_guest(vm)}; every setting in each record (docs/results/downtime.jsonl in the "
         "workspace).", 72), "", textwrap.fill(
             "Reported against true downtime (from the source's stop to "
             "the destination's start, by their trace checkpoints), ms, "
@@ -1371,20 +1371,13 @@ def main(check=False):
         readme = f.read()
     OUTPUTS[README] = replace_between(readme, BEGIN, END,
                                       readme_section(), README).encode()
-    with open(COVER) as f:
-        cover = f.read()
-    OUTPUTS[COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
-                                     cover_section(), COVER).encode()
-    with open(VM_COVER) as f:
-        cover = f.read()
-    OUTPUTS[VM_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
-                                        vm_started_cover_section(),
-                                        VM_COVER).encode()
-    with open(LV_COVER) as f:
-        cover = f.read()
-    OUTPUTS[LV_COVER] = replace_between(cover, COVER_BEGIN, COVER_END,
-                                        libvirt_cover_section(),
-                                        LV_COVER).encode()
+    for path, section in ((COVER, cover_section),
+                          (VM_COVER, vm_started_cover_section),
+                          (LV_COVER, libvirt_cover_section)):
+        with open(path) as f:
+            cover = f.read()
+        OUTPUTS[path] = replace_between(cover, COVER_BEGIN, COVER_END,
+                                        section(), path).encode()
     chaos = load("chaos.jsonl")
     if chaos:
         OUTPUTS[CHAOS_MD] = chaos_doc(chaos).encode()

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the netpass wire parser (migration/netpass-wire.c of
+ * libFuzzer target: the netpass wire parser (net/netpass-wire.c of
  * the series), which reads the records of a forwarded section on the
  * destination, from a migration stream nobody vouches for.
  *
@@ -14,7 +14,7 @@
  */
 
 #include "qemu/osdep.h"
-#include "netpass-wire.h"
+#include "net/netpass-wire.h"
 
 /* NET_BUFSIZE, the largest frame a source captures */
 #define FRAME_MAX (4096 + 65536)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the parser the series adds for hostile input: the netpass wire
-# format (migration/netpass-wire.c), with libFuzzer, ASan and UBSan from
+# format (net/netpass-wire.c), with libFuzzer, ASan and UBSan from
 # Debian's clang, for FUZZ_SECONDS (default 300), starting from the
 # committed seed corpus (fuzz/corpus/; what the run finds stays in
 # work/fuzz/). Prints the executions; fails on a crash, which it keeps
@@ -15,9 +15,9 @@ mkdir -p "$out/corpus"
 
 say "fuzz: building the netpass-wire target"
 clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I"$BUILD_DIR" -I"$QEMU_DIR/include" -I"$QEMU_DIR/migration" \
+    -I"$BUILD_DIR" -I"$QEMU_DIR/include" \
     $(pkg-config --cflags glib-2.0) \
-    "$TOP/fuzz/netpass-wire.c" "$QEMU_DIR/migration/netpass-wire.c" \
+    "$TOP/fuzz/netpass-wire.c" "$QEMU_DIR/net/netpass-wire.c" \
     $(pkg-config --libs glib-2.0) -o "$bin"
 
 say "fuzz: netpass-wire for $secs s"

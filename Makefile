@@ -20,13 +20,14 @@ CHAOS_SEED ?=
 
 .PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-postcopy-device libvirt-old \
         fuzz sanitize matrix highrate memflood faults faults-keepalive linkfail chaos help deps fetch apply build build-base check check-full check-breakage \
-        export status bisect-check demo bench report
+        export status bisect-check demo bench report vhost-check
 
 help:
 	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy, netpass off and on)"
 	@echo "make check         the test command (CI): runner self-test, checkpatch, vmstate, unit tests,"
 	@echo "                   migration-test, cross-version runs, lab smoke, docs/figures.md = docs/results/"
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
+	@echo "make vhost-check   netpass's vhost cases in a TCG VM that has vhost-net (not in CI)"
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make fuzz          fuzz the series' wire parser (libFuzzer, ASan, UBSan) for FUZZ_SECONDS=$(FUZZ_SECONDS)"
@@ -88,6 +89,9 @@ export:
 # work/build-asan (a first build is long; not in CI)
 sanitize: apply
 	@$(S)/sanitize.sh
+# netpass's vhost cases in a TCG VM with vhost-net (issue 26; not in CI)
+vhost-check: build
+	@$(S)/vhost-check.sh
 status:
 	@$(S)/status.sh
 bisect-check: apply

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The vhost bed (issue 26): these hosts have neither /dev/kvm nor
+# /dev/vhost-net, so netpass's vhost cases run inside a TCG VM booted
+# with the lab's Debian kernel (lab/guest.sh fetches it), whose initramfs
+# loads vhost_net, tun and 9p (lab/vhost/init) and chroots into the
+# host's root, shared read-only. There, as root, the patched QEMU of
+# $BUILD_DIR starts a tap with vhost=on,vhostforce=on (a smoke check
+# that vhost-net initialises), then migration-test runs the cases of
+# VHOST_CASES by name with --full. Prints the bed's times; fails if a
+# step fails. The VM's console is in work/vhost/console.log.
+. "$(dirname "$0")/lib.sh"
+
+out=$WORK/vhost
+kdir=$WORK/lab/dl/x
+cases=${VHOST_CASES:-/x86_64/migration/netpass/guest-driver}
+limit=${VHOST_TIMEOUT:-3600}
+qemu=$BUILD_DIR/qemu-system-x86_64
+[[ -x $qemu && -x $BUILD_DIR/tests/qtest/migration-test ]] ||
+    die "no build at $BUILD_DIR (run 'make build')"
+"$TOP/lab/guest.sh"
+kver=$(ls "$kdir/lib/modules")
+mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
+      virtio_pci netfs fscache 9pnet 9pnet_virtio 9p tun tap vhost_iotlb
+      vhost vhost_net"
+mkdir -p "$out"
+
+if [[ ! -f $out/initrd || $TOP/lab/vhost/init -nt $out/initrd || $0 -nt $out/initrd ]]; then
+    say "vhost: building the initramfs ($kver)"
+    root=$out/initrd-root
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+    cp /bin/busybox "$root/bin/busybox"
+    for m in $mods; do
+        f=$(find "$kdir/lib/modules/$kver" -name "$m.ko" | head -n 1)
+        [[ -n $f ]] || die "the kernel has no $m.ko"
+        cp "$f" "$root/lib/modules/"
+    done
+    echo $mods > "$root/lib/modules/load-order"
+    install -m 755 "$TOP/lab/vhost/init" "$root/init"
+    (cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) > "$out/initrd.tmp"
+    mv "$out/initrd.tmp" "$out/initrd"
+fi
+
+# What runs inside, as root, in the host's tree
+cat > "$out/run.sh" <<RUN
+set -u
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR=/tmp
+t0=\$(date +%s)
+if ! printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' |
+    timeout 300 "$qemu" -M pc -accel qtest -display none -nodefaults \\
+        -netdev tap,id=n0,ifname=vbed0,script=no,downscript=no,vhost=on,vhostforce=on \\
+        -device virtio-net-pci,netdev=n0 -qmp stdio >/tmp/smoke.log 2>&1; then
+    cat /tmp/smoke.log
+    echo "vhost-bed: smoke: vhost=on does not start"
+    exit 1
+fi
+echo "vhost-bed: smoke: a tap with vhost=on,vhostforce=on starts (\$((\$(date +%s) - t0)) s)"
+rc=0
+for c in $cases; do
+    t=\$(date +%s)
+    QTEST_QEMU_BINARY="$qemu" QTEST_QEMU_IMG="$BUILD_DIR/qemu-img" \\
+        timeout 1800 "$BUILD_DIR/tests/qtest/migration-test" --full -p "\$c" \\
+        >/tmp/case.log 2>&1
+    r=\$?
+    grep -E '^(ok|not ok)|# SKIP' /tmp/case.log
+    echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
+    [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
+done
+exit \$rc
+RUN
+
+say "vhost: booting the bed (TCG; cases: $cases)"
+start=$(date +%s)
+rc=0
+timeout "$limit" "$qemu" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
+    -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$out/initrd" \
+    -append "console=ttyS0 panic=-1 vhost.run=$out/run.sh" \
+    -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
+    -display none -no-reboot -nodefaults -serial stdio </dev/null \
+    >"$out/console.log" 2>&1 || rc=$?
+secs=$(($(date +%s) - start))
+grep '^vhost-bed:' "$out/console.log" >&2 || true
+status=$(sed -n 's/^vhost-bed: rc=\([0-9]*\).*/\1/p' "$out/console.log" | tail -n 1)
+((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"
+[[ $status == 0 ]] || die "the bed failed (rc=${status:-none}) after $secs s (console: $out/console.log)"
+say "vhost: passed in $secs s"

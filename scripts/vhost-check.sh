@@ -63,6 +63,7 @@ for c in $cases; do
         >/tmp/case.log 2>&1
     r=\$?
     grep -E '^(ok|not ok)|# SKIP' /tmp/case.log
+    grep 'warning: netpass' /tmp/case.log | sort | uniq -c
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
 done

@@ -27,7 +27,7 @@ help:
 	@echo "make check         the test command (CI): runner self-test, checkpatch, vmstate, unit tests,"
 	@echo "                   migration-test, cross-version runs, lab smoke, docs/figures.md = docs/results/"
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
-	@echo "make vhost-check   netpass's vhost cases in a TCG VM that has vhost-net (not in CI)"
+	@echo "make vhost-check   netpass's cases in a TCG VM that has vhost-net and taps (not in CI)"
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make fuzz          fuzz the series' wire parser (libFuzzer, ASan, UBSan) for FUZZ_SECONDS=$(FUZZ_SECONDS)"
@@ -89,7 +89,7 @@ export:
 # work/build-asan (a first build is long; not in CI)
 sanitize: apply
 	@$(S)/sanitize.sh
-# netpass's vhost cases in a TCG VM with vhost-net (issue 26; not in CI)
+# netpass's cases in a TCG VM with vhost-net and taps (issue 26; not in CI)
 vhost-check: build
 	@$(S)/vhost-check.sh
 status:

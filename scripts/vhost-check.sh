@@ -7,15 +7,21 @@
 # $BUILD_DIR starts a tap with vhost=on,vhostforce=on (a smoke check
 # that vhost-net initialises), then migration-test runs the cases of
 # VHOST_CASES by name with --full. Prints the bed's times; fails if a
-# step fails. The VM's console is in work/vhost/console.log.
+# step fails. The VM's console is in work/vhost/console.log; each run's
+# record (machine, settings, times) is appended to work/vhost/runs.jsonl,
+# and with VHOST_PUBLISH=1 replaces docs/results/vhost-bed.jsonl.
 . "$(dirname "$0")/lib.sh"
 
-out=$WORK/vhost
+out=$(realpath -m "$WORK/vhost")
 kdir=$WORK/lab/dl/x
-cases=${VHOST_CASES:-/x86_64/migration/netpass/guest-driver}
+build=$(realpath -m "$BUILD_DIR")
+cases=${VHOST_CASES:-/x86_64/migration/netpass/guest-driver
+    /x86_64/migration/netpass/multiqueue /x86_64/migration/netpass/precopy
+    /x86_64/migration/netpass/two-nics}
+cases=$(echo $cases)
 limit=${VHOST_TIMEOUT:-3600}
-qemu=$BUILD_DIR/qemu-system-x86_64
-[[ -x $qemu && -x $BUILD_DIR/tests/qtest/migration-test ]] ||
+qemu=$build/qemu-system-x86_64
+[[ -x $qemu && -x $build/tests/qtest/migration-test ]] ||
     die "no build at $BUILD_DIR (run 'make build')"
 "$TOP/lab/guest.sh"
 kver=$(ls "$kdir/lib/modules")
@@ -24,7 +30,8 @@ mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
       vhost vhost_net"
 mkdir -p "$out"
 
-if [[ ! -f $out/initrd || $TOP/lab/vhost/init -nt $out/initrd || $0 -nt $out/initrd ]]; then
+if [[ ! -f $out/initrd || $TOP/lab/vhost/init -nt $out/initrd || $0 -nt $out/initrd ||
+      $WORK/lab/guest/kernel-version -nt $out/initrd ]]; then
     say "vhost: building the initramfs ($kver)"
     root=$out/initrd-root
     rm -rf "$root"
@@ -58,11 +65,16 @@ echo "vhost-bed: smoke: a tap with vhost=on,vhostforce=on starts (\$((\$(date +%
 rc=0
 for c in $cases; do
     t=\$(date +%s)
-    QTEST_QEMU_BINARY="$qemu" QTEST_QEMU_IMG="$BUILD_DIR/qemu-img" \\
-        timeout 1800 "$BUILD_DIR/tests/qtest/migration-test" --full -p "\$c" \\
+    QTEST_QEMU_BINARY="$qemu" QTEST_QEMU_IMG="$build/qemu-img" \\
+        timeout 900 "$build/tests/qtest/migration-test" --full -p "\$c" \\
         >/tmp/case.log 2>&1
     r=\$?
     grep -E '^(ok|not ok)|# SKIP' /tmp/case.log
+    # A case that skipped, or that no test matched, proves nothing here
+    if grep -q '# SKIP' /tmp/case.log || ! grep -q '^ok ' /tmp/case.log; then
+        echo "vhost-bed: case \$c did not run"
+        [ \$r -ne 0 ] || r=1
+    fi
     grep 'warning: netpass' /tmp/case.log | sort | uniq -c
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
@@ -82,6 +94,33 @@ timeout "$limit" "$qemu" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
 secs=$(($(date +%s) - start))
 grep '^vhost-bed:' "$out/console.log" >&2 || true
 status=$(sed -n 's/^vhost-bed: rc=\([0-9]*\).*/\1/p' "$out/console.log" | tail -n 1)
+# One record per run in work/vhost/runs.jsonl; VHOST_PUBLISH=1 makes it
+# docs/results/vhost-bed.jsonl, the published one
+python3 - "$out/console.log" "$secs" "$rc" "$cases" "$(git -C "$QEMU_DIR" rev-parse --short series)" \
+    "$(cat "$WORK/lab/guest/kernel-version")" "$limit" >>"$out/runs.jsonl" <<'PY'
+import json, re, sys, time, os
+log, secs, rc, cases, commit, kernel, limit = sys.argv[1:]
+text = open(log, errors='replace').read()
+cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
+            if l.startswith('model name')), '?')
+rec = {'campaign': 'vhost-bed', 'date': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+       'host': {'cpu': cpu, 'cores': os.cpu_count()},
+       'vm': {'accel': 'tcg', 'smp': 2, 'mem': '4G', 'kernel': kernel},
+       'series': commit, 'total_s': int(secs), 'vm_rc': int(rc),
+       'requested': cases.split(), 'timeout_s': int(limit),
+       'smoke_s': None, 'cases': []}
+m = re.search(r'^vhost-bed: smoke: .*\((\d+) s\)', text, re.M)
+if m:
+    rec['smoke_s'] = int(m.group(1))
+for c, r, t in re.findall(r'^vhost-bed: case (\S+): rc=(\d+) \((\d+) s\)', text, re.M):
+    rec['cases'].append({'case': c, 'rc': int(r), 'secs': int(t)})
+m = re.findall(r'^vhost-bed: rc=(\d+)', text, re.M)
+rec['rc'] = int(m[-1]) if m else None
+print(json.dumps(rec, sort_keys=True))
+PY
 ((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"
 [[ $status == 0 ]] || die "the bed failed (rc=${status:-none}) after $secs s (console: $out/console.log)"
+if [[ ${VHOST_PUBLISH:-} == 1 ]]; then
+    tail -n 1 "$out/runs.jsonl" > "$TOP/docs/results/vhost-bed.jsonl"
+fi
 say "vhost: passed in $secs s"

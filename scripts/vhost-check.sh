@@ -10,15 +10,21 @@
 # step fails. The VM's console is in work/vhost/console.log; each run's
 # record (machine, settings, times) is appended to work/vhost/runs.jsonl,
 # and with VHOST_PUBLISH=1 replaces docs/results/vhost-bed.jsonl.
+# VHOST_REPEAT=N runs each case N times (a campaign; the record counts
+# the runs that passed).
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$WORK/vhost")
 kdir=$WORK/lab/dl/x
 build=$(realpath -m "$BUILD_DIR")
-cases=${VHOST_CASES:-/x86_64/migration/netpass/guest-driver
-    /x86_64/migration/netpass/multiqueue /x86_64/migration/netpass/precopy
-    /x86_64/migration/netpass/two-nics}
+p=/x86_64/migration/netpass
+cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
+    $p/vhost/multiqueue-postcopy $p/guest-driver/precopy
+    $p/guest-driver/postcopy $p/guest-driver/multiqueue
+    $p/guest-driver/multiqueue-postcopy}
 cases=$(echo $cases)
+# Runs of each case (VHOST_REPEAT=20 for a campaign)
+repeat=${VHOST_REPEAT:-1}
 limit=${VHOST_TIMEOUT:-3600}
 qemu=$build/qemu-system-x86_64
 [[ -x $qemu && -x $build/tests/qtest/migration-test ]] ||
@@ -64,6 +70,7 @@ fi
 echo "vhost-bed: smoke: a tap with vhost=on,vhostforce=on starts (\$((\$(date +%s) - t0)) s)"
 rc=0
 for c in $cases; do
+for n in \$(seq $repeat); do
     t=\$(date +%s)
     QTEST_QEMU_BINARY="$qemu" QTEST_QEMU_IMG="$build/qemu-img" \\
         timeout 900 "$build/tests/qtest/migration-test" --full -p "\$c" \\
@@ -78,6 +85,7 @@ for c in $cases; do
     grep 'warning: netpass' /tmp/case.log | sort | uniq -c
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
+done
 done
 exit \$rc
 RUN
@@ -97,9 +105,9 @@ status=$(sed -n 's/^vhost-bed: rc=\([0-9]*\).*/\1/p' "$out/console.log" | tail -
 # One record per run in work/vhost/runs.jsonl; VHOST_PUBLISH=1 makes it
 # docs/results/vhost-bed.jsonl, the published one
 python3 - "$out/console.log" "$secs" "$rc" "$cases" "$(git -C "$QEMU_DIR" rev-parse --short series)" \
-    "$(cat "$WORK/lab/guest/kernel-version")" "$limit" >>"$out/runs.jsonl" <<'PY'
+    "$(cat "$WORK/lab/guest/kernel-version")" "$limit" "$repeat" >>"$out/runs.jsonl" <<'PY'
 import json, re, sys, time, os
-log, secs, rc, cases, commit, kernel, limit = sys.argv[1:]
+log, secs, rc, cases, commit, kernel, limit, repeat = sys.argv[1:]
 text = open(log, errors='replace').read()
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
             if l.startswith('model name')), '?')
@@ -108,12 +116,20 @@ rec = {'campaign': 'vhost-bed', 'date': time.strftime('%Y-%m-%dT%H:%M:%SZ', time
        'vm': {'accel': 'tcg', 'smp': 2, 'mem': '4G', 'kernel': kernel},
        'series': commit, 'total_s': int(secs), 'vm_rc': int(rc),
        'requested': cases.split(), 'timeout_s': int(limit),
+       'repeat': int(repeat),
        'smoke_s': None, 'cases': []}
 m = re.search(r'^vhost-bed: smoke: .*\((\d+) s\)', text, re.M)
 if m:
     rec['smoke_s'] = int(m.group(1))
+runs = {}
 for c, r, t in re.findall(r'^vhost-bed: case (\S+): rc=(\d+) \((\d+) s\)', text, re.M):
-    rec['cases'].append({'case': c, 'rc': int(r), 'secs': int(t)})
+    runs.setdefault(c, []).append((int(r), int(t)))
+for c, rs in runs.items():
+    secs_ = sorted(t for _, t in rs)
+    rec['cases'].append({'case': c, 'runs': len(rs),
+                         'passed': sum(1 for r, _ in rs if r == 0),
+                         'secs_min': secs_[0], 'secs_median': secs_[len(secs_) // 2],
+                         'secs_max': secs_[-1]})
 m = re.findall(r'^vhost-bed: rc=(\d+)', text, re.M)
 rec['rc'] = int(m[-1]) if m else None
 print(json.dumps(rec, sort_keys=True))

@@ -83,6 +83,8 @@ for n in \$(seq $repeat); do
         [ \$r -ne 0 ] || r=1
     fi
     grep 'warning: netpass' /tmp/case.log | sort | uniq -c
+    # What the case measured, for the record (not checked)
+    sed -n "s|^# netpass-measure: |vhost-bed: measure \$c |p" /tmp/case.log
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
 done
@@ -124,12 +126,19 @@ if m:
 runs = {}
 for c, r, t in re.findall(r'^vhost-bed: case (\S+): rc=(\d+) \((\d+) s\)', text, re.M):
     runs.setdefault(c, []).append((int(r), int(t)))
+measures = {}
+for c, k, v in re.findall(r'^vhost-bed: measure (\S+) ([a-z-]+)=(\d+)', text, re.M):
+    measures.setdefault(c, {}).setdefault(k, []).append(int(v))
 for c, rs in runs.items():
     secs_ = sorted(t for _, t in rs)
     rec['cases'].append({'case': c, 'runs': len(rs),
                          'passed': sum(1 for r, _ in rs if r == 0),
                          'secs_min': secs_[0], 'secs_median': secs_[len(secs_) // 2],
                          'secs_max': secs_[-1]})
+    for k, vs in measures.get(c, {}).items():
+        vs = sorted(vs)
+        rec['cases'][-1][k] = {'n': len(vs), 'min': vs[0],
+                               'median': vs[len(vs) // 2], 'max': vs[-1]}
 m = re.findall(r'^vhost-bed: rc=(\d+)', text, re.M)
 rec['rc'] = int(m[-1]) if m else None
 print(json.dumps(rec, sort_keys=True))

@@ -9,7 +9,8 @@
 # VHOST_CASES by name with --full. Prints the bed's times; fails if a
 # step fails. The VM's console is in work/vhost/console.log; each run's
 # record (machine, settings, times) is appended to work/vhost/runs.jsonl,
-# and with VHOST_PUBLISH=1 replaces docs/results/vhost-bed.jsonl.
+# and with VHOST_PUBLISH=1 to docs/results/vhost-bed.jsonl, the
+# published campaigns.
 # VHOST_REPEAT=N runs each case N times (a campaign; the record counts
 # the runs that passed).
 . "$(dirname "$0")/lib.sh"
@@ -104,8 +105,8 @@ timeout "$limit" "$qemu" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
 secs=$(($(date +%s) - start))
 grep '^vhost-bed:' "$out/console.log" >&2 || true
 status=$(sed -n 's/^vhost-bed: rc=\([0-9]*\).*/\1/p' "$out/console.log" | tail -n 1)
-# One record per run in work/vhost/runs.jsonl; VHOST_PUBLISH=1 makes it
-# docs/results/vhost-bed.jsonl, the published one
+# One record per run in work/vhost/runs.jsonl; VHOST_PUBLISH=1 appends it
+# to docs/results/vhost-bed.jsonl, the published ones
 python3 - "$out/console.log" "$secs" "$rc" "$cases" "$(git -C "$QEMU_DIR" rev-parse --short series)" \
     "$(cat "$WORK/lab/guest/kernel-version")" "$limit" "$repeat" >>"$out/runs.jsonl" <<'PY'
 import json, re, sys, time, os
@@ -146,6 +147,6 @@ PY
 ((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"
 [[ $status == 0 ]] || die "the bed failed (rc=${status:-none}) after $secs s (console: $out/console.log)"
 if [[ ${VHOST_PUBLISH:-} == 1 ]]; then
-    tail -n 1 "$out/runs.jsonl" > "$TOP/docs/results/vhost-bed.jsonl"
+    tail -n 1 "$out/runs.jsonl" >> "$TOP/docs/results/vhost-bed.jsonl"
 fi
 say "vhost: passed in $secs s"

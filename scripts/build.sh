@@ -17,6 +17,7 @@ if [[ ${1:-} = base ]]; then
 else
     src=$QEMU_DIR build=$BUILD_DIR
     targets=(qemu-system-x86_64 qemu-img tests/qtest/migration-test
+             tests/qtest/qos-test
              tests/unit/test-vmstate tests/unit/test-qemu-file
              tests/unit/test-net-checksum tests/unit/test-netpass-wire
              tests/unit/test-io-channel-command)

@@ -3,13 +3,13 @@
 # checkpatch over every patch, the vmstate dump check, the unit tests the
 # series touches, a short run of its fuzz target, migration-test's quick
 # set (with one smoke case of each of the series' features) and then every
-# other case of the series by name with --full; each series of QEMU's
-# stack but the last built alone on what it is based on, with its unit
-# tests and its own cases by name (the last one is the whole stack); the
-# cross-version runs
-# against the unpatched base, the lab's smoke run, the libvirt series'
-# export and libvirt's own tests it touches, and a check that docs/figures.md's lab
-# figures are what docs/results/ gives. One line per result; ends with
+# other case of the series by name with --full, and its qos-test cases;
+# each series of QEMU's stack but the last built alone on what it is
+# based on, with its unit tests and its own cases by name (the last one
+# is the whole stack); the cross-version runs against the unpatched base,
+# the lab's smoke run, the libvirt series' export and libvirt's own tests
+# it touches, and a check that docs/figures.md's lab figures are what
+# docs/results/ gives. One line per result; ends with
 # "N passed, N failed, N skipped" on every path, and exits non-zero on
 # any failure.
 #
@@ -272,6 +272,32 @@ qtest_runs() {      # qtest_runs CASES [TAG]
 }
 if wanted qtest; then
     qtest_runs "$out/series-cases.all"
+fi
+
+# 4a. The series' cases in qos-test (netpass beside a vhost-user netdev,
+# whose test server is qos-test's), each under every path qos-test
+# lists it at; each must be listed, run and pass.
+QOS_CASES=(vhost-user/netpass-uncovered)
+if wanted qtest && [[ -z ${CHECK_QTEST_CASES:-} ]]; then
+    qos=(env -C "$BUILD_DIR" QTEST_QEMU_BINARY="$BUILD_DIR/qemu-system-x86_64"
+         "$BUILD_DIR/tests/qtest/qos-test")
+    timeout "$(secs 120)" "${no_kvm[@]}" "${qos[@]}" -l \
+        >"$out/qos-list" 2>"$out/qos-list.log" || true
+    : >"$out/qos-cases"
+    qos_paths=()
+    for c in "${QOS_CASES[@]}"; do
+        if ! grep -E "/$c\$" "$out/qos-list" >>"$out/qos-cases"; then
+            result fail "qos-test: $c" "not in qos-test -l (see $out/qos-list.log)"
+        fi
+    done
+    while IFS= read -r c; do
+        qos_paths+=(-p "$c")
+    done <"$out/qos-cases"
+    if ((${#qos_paths[@]})); then
+        run_tap qos-test --limit "$(secs 600)" --case-limit "$(secs 120)" \
+            --must-pass "$out/qos-cases" -- "${no_kvm[@]}" "${qos[@]}" \
+            --tap -k "${qos_paths[@]}"
+    fi
 fi
 
 # 4b. Each series of QEMU's stack but the last (which is the whole stack,

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The vhost bed (issue 26): these hosts have neither /dev/kvm nor
 # /dev/vhost-net, so netpass's vhost cases run inside a TCG VM booted
-# with the lab's Debian kernel (lab/guest.sh fetches it), whose initramfs
-# loads vhost_net, tun and 9p (lab/vhost/init) and chroots into the
-# host's root, shared read-only. There, as root, the patched QEMU of
-# $BUILD_DIR starts a tap with vhost=on,vhostforce=on (a smoke check
-# that vhost-net initialises), then migration-test runs the cases of
+# with Debian's 6.12 kernel (bookworm's security updates carry it; its
+# 6.1 has no vDPA), whose initramfs loads vhost_net, vhost_vdpa, VDUSE,
+# tun and 9p (lab/vhost/init) and chroots into the host's root, shared
+# read-only. There, as root, the patched QEMU of $BUILD_DIR starts a tap
+# with vhost=on,vhostforce=on (a smoke check that vhost-net
+# initialises), two VDUSE NICs (lab/vhost/vduse-net.c) become
+# /dev/vhost-vdpa-0 and -1, then migration-test runs the cases of
 # VHOST_CASES by name with --full. Prints the bed's times; fails if a
 # step fails. The VM's console is in work/vhost/console.log; each run's
 # record (machine, settings, times) is appended to work/vhost/runs.jsonl,
@@ -16,13 +18,14 @@
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$WORK/vhost")
-kdir=$WORK/lab/dl/x
+kroot=$out/kernel
+kdir=$kroot/x
 build=$(realpath -m "$BUILD_DIR")
 p=/x86_64/migration/netpass
 cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
     $p/vhost/multiqueue-postcopy $p/guest-driver/precopy
     $p/guest-driver/postcopy $p/guest-driver/multiqueue
-    $p/guest-driver/multiqueue-postcopy}
+    $p/guest-driver/multiqueue-postcopy $p/uncovered-vdpa}
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
 repeat=${VHOST_REPEAT:-1}
@@ -30,24 +33,42 @@ limit=${VHOST_TIMEOUT:-3600}
 qemu=$build/qemu-system-x86_64
 [[ -x $qemu && -x $build/tests/qtest/migration-test ]] ||
     die "no build at $BUILD_DIR (run 'make build')"
-"$TOP/lab/guest.sh"
-kver=$(ls "$kdir/lib/modules")
-mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
-      virtio_pci netfs fscache 9pnet 9pnet_virtio 9p tun tap vhost_iotlb
-      vhost vhost_net"
 mkdir -p "$out"
+if [[ ! -f $kroot/version ]]; then
+    pkg=$(apt-cache search --names-only '^linux-image-6\.12\.[0-9.]+\+deb12-amd64$' |
+          cut -d' ' -f1 | sort -V | tail -n 1)
+    [[ -n $pkg ]] || die "no linux-image-6.12.*+deb12-amd64 in the apt lists (run 'make deps')"
+    say "vhost: fetching $pkg"
+    rm -rf "$kroot"
+    mkdir -p "$kroot/dl"
+    chown _apt "$kroot/dl" 2>/dev/null || true
+    (cd "$kroot/dl" && apt-get download -q "$pkg" >/dev/null)
+    dpkg-deb -x "$kroot/dl/$pkg"_*.deb "$kdir"
+    echo "$pkg $(dpkg-deb -f "$kroot/dl/$pkg"_*.deb Version)" > "$kroot/version.tmp"
+    rm -rf "$kroot/dl"
+    mv "$kroot/version.tmp" "$kroot/version"
+fi
+kver=$(ls "$kdir/lib/modules")
+# In load order; the 6.12 kernel has virtio and virtio-pci built in
+mods="netfs 9pnet 9pnet_virtio 9p tun tap vhost_iotlb vhost vhost_net vdpa
+      vduse irqbypass vhost_vdpa"
+vduse=$out/vduse-net
+if [[ ! -x $vduse || $TOP/lab/vhost/vduse-net.c -nt $vduse ]]; then
+    cc -O2 -Wall -o "$vduse" "$TOP/lab/vhost/vduse-net.c" ||
+        die "cannot build lab/vhost/vduse-net.c"
+fi
 
 if [[ ! -f $out/initrd || $TOP/lab/vhost/init -nt $out/initrd || $0 -nt $out/initrd ||
-      $WORK/lab/guest/kernel-version -nt $out/initrd ]]; then
+      $kroot/version -nt $out/initrd ]]; then
     say "vhost: building the initramfs ($kver)"
     root=$out/initrd-root
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
     cp /bin/busybox "$root/bin/busybox"
     for m in $mods; do
-        f=$(find "$kdir/lib/modules/$kver" -name "$m.ko" | head -n 1)
-        [[ -n $f ]] || die "the kernel has no $m.ko"
-        cp "$f" "$root/lib/modules/"
+        f=$(find "$kdir/lib/modules/$kver" -name "$m.ko.xz" | head -n 1)
+        [[ -n $f ]] || die "the kernel has no $m.ko.xz"
+        xz -dc "$f" > "$root/lib/modules/$m.ko"
     done
     echo $mods > "$root/lib/modules/load-order"
     install -m 755 "$TOP/lab/vhost/init" "$root/init"
@@ -69,6 +90,22 @@ if ! printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' |
     exit 1
 fi
 echo "vhost-bed: smoke: a tap with vhost=on,vhostforce=on starts (\$((\$(date +%s) - t0)) s)"
+# Two VDUSE NICs, bound to vhost_vdpa: /dev/vhost-vdpa-0 and -1. Each
+# daemon says "ready" once it serves its device, and lives while its
+# standard input is open.
+for i in 0 1; do
+    mkfifo /tmp/vduse\$i.in /tmp/vduse\$i.out
+    "$vduse" vduse\$i 52:54:00:12:34:a\$i </tmp/vduse\$i.in >/tmp/vduse\$i.out &
+    exec {fd}>/tmp/vduse\$i.in
+    exec {ready}</tmp/vduse\$i.out
+    if read -r -t 60 line <&\$ready && [ "\$line" = ready ] &&
+        vdpa dev add name vduse\$i mgmtdev vduse; then
+        echo "vhost-bed: vdpa: vduse\$i is /dev/vhost-vdpa-\$i"
+    else
+        echo "vhost-bed: vdpa: vduse\$i did not start"
+    fi
+done
+ls -l /dev/vhost-vdpa-0 /dev/vhost-vdpa-1 >/dev/null || echo "vhost-bed: vdpa: devices missing"
 rc=0
 for c in $cases; do
 for n in \$(seq $repeat); do
@@ -108,7 +145,7 @@ status=$(sed -n 's/^vhost-bed: rc=\([0-9]*\).*/\1/p' "$out/console.log" | tail -
 # One record per run in work/vhost/runs.jsonl; VHOST_PUBLISH=1 appends it
 # to docs/results/vhost-bed.jsonl, the published ones
 python3 - "$out/console.log" "$secs" "$rc" "$cases" "$(git -C "$QEMU_DIR" rev-parse --short series)" \
-    "$(cat "$WORK/lab/guest/kernel-version")" "$limit" "$repeat" >>"$out/runs.jsonl" <<'PY'
+    "$(cat "$kroot/version")" "$limit" "$repeat" >>"$out/runs.jsonl" <<'PY'
 import json, re, sys, time, os
 log, secs, rc, cases, commit, kernel, limit, repeat = sys.argv[1:]
 text = open(log, errors='replace').read()

@@ -25,7 +25,8 @@ p=/x86_64/migration/netpass
 cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
     $p/vhost/multiqueue-postcopy $p/guest-driver/precopy
     $p/guest-driver/postcopy $p/guest-driver/multiqueue
-    $p/guest-driver/multiqueue-postcopy $p/uncovered-vdpa}
+    $p/guest-driver/multiqueue-postcopy $p/vhost/multiqueue-shrink
+    $p/uncovered-vdpa}
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
 repeat=${VHOST_REPEAT:-1}

@@ -1,5 +1,7 @@
 /*
- * A virtio-net device for the vhost bed's vhost-vdpa netdevs: VDUSE
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * vduse-net: a virtio-net device for the vhost bed's vhost-vdpa netdevs: VDUSE
  * (the kernel's vDPA device in userspace) with two queues and nothing
  * behind them.  It answers the kernel's control requests and moves no
  * frames: enough for QEMU to open its /dev/vhost-vdpa-N, and for a
@@ -9,7 +11,9 @@
  *
  * creates /dev/vduse/NAME, prints "ready" once it serves it, and on end
  * of standard input destroys the device and exits.  Bind it to
- * vhost_vdpa with `vdpa dev add name NAME mgmtdev vduse` meanwhile.
+ * vhost_vdpa with `vdpa dev add name NAME mgmtdev vduse` meanwhile, and
+ * unbind it (`vdpa dev del NAME`) before the end: a bound device cannot
+ * be destroyed.  Exits 0, 1 on an error (named), 2 on bad arguments.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -119,6 +123,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: vduse-net NAME MAC\n");
         return 2;
     }
+    if (!argv[1][0] || strlen(argv[1]) >= VDUSE_NAME_MAX ||
+        strchr(argv[1], '/')) {
+        fprintf(stderr, "vduse-net: not a device name: %s\n", argv[1]);
+        return 2;
+    }
     control = open("/dev/vduse/control", O_RDWR);
     if (control < 0) {
         die("/dev/vduse/control");
@@ -150,7 +159,8 @@ int main(int argc, char **argv)
     close(dev);
     snprintf(name, sizeof(name), "%s", argv[1]);
     if (ioctl(control, VDUSE_DESTROY_DEV, name)) {
-        die("VDUSE_DESTROY_DEV");
+        die(errno == EBUSY ? "VDUSE_DESTROY_DEV (still bound: vdpa dev del "
+            "it first)" : "VDUSE_DESTROY_DEV");
     }
     return 0;
 }

@@ -191,6 +191,11 @@ fi
 if ! [[ -c /dev/vhost-net ]]; then
     skip_ok=${skip_ok:+$skip_ok|}/dev/vhost-net
 fi
+# And the vhost-vdpa case, which takes /dev/vhost-vdpa-0 and -1 only
+# where QTEST_NETPASS_VDPA says they are its own (the bed's VDUSE NICs)
+if [[ -z ${QTEST_NETPASS_VDPA:-} ]]; then
+    skip_ok=${skip_ok:+$skip_ok|}QTEST_NETPASS_VDPA
+fi
 if wanted qtest || wanted compat; then
     series_cases > "$out/series-cases.all"
 fi

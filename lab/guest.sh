@@ -20,14 +20,8 @@ for t in udpblast tcprr udpecho tcpecho dirtymem; do
 done
 
 if ! [[ -f $out/vmlinuz ]]; then
-    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' |
-          cut -d' ' -f1 | sort -V | tail -n 1)
-    [[ -n $pkg ]] || die "no linux-image-6.1.0-*-amd64 in the apt lists (run 'make deps')"
-    say "guest: fetching $pkg"
-    rm -rf "$WORK/lab/dl"/*
-    chown _apt "$WORK/lab/dl" 2>/dev/null || true
-    (cd "$WORK/lab/dl" && apt-get download -q "$pkg" >/dev/null)
-    dpkg-deb -x "$WORK/lab/dl/$pkg"_*.deb "$WORK/lab/dl/x"
+    deb_unpack '^linux-image-6\.1\.0-[0-9]+-amd64$' "$WORK/lab/dl"
+    pkg=${DEB_UNPACKED%% *}
     kver=${pkg#linux-image-}
     mods=$WORK/lab/dl/mods
     mkdir -p "$mods"
@@ -35,7 +29,7 @@ if ! [[ -f $out/vmlinuz ]]; then
         find "$WORK/lab/dl/x/lib/modules/$kver" -name "$m.ko" -exec cp {} "$mods/" \;
         [[ -f $mods/$m.ko ]] || die "$pkg has no $m.ko"
     done
-    echo "$pkg $(dpkg-deb -f "$WORK/lab/dl/$pkg"_*.deb Version)" > "$out/kernel-version"
+    echo "$DEB_UNPACKED" > "$out/kernel-version"
     cp "$WORK/lab/dl/x/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
     mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 fi

@@ -72,6 +72,23 @@ PYTHON=/usr/bin/python3
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# deb_unpack REGEX DIR: the newest package of the apt lists whose name
+# matches REGEX, downloaded and unpacked (not installed) into DIR/x, DIR
+# emptied first; DEB_UNPACKED becomes its "name version"
+deb_unpack() {
+    local pkg
+    pkg=$(apt-cache search --names-only "$1" | cut -d' ' -f1 | sort -V | tail -n 1)
+    [[ -n $pkg ]] || die "no package matching $1 in the apt lists (run 'make deps')"
+    say "fetching $pkg"
+    rm -rf "$2"
+    mkdir -p "$2/dl"
+    chown _apt "$2/dl" 2>/dev/null || true
+    (cd "$2/dl" && apt-get download -q "$pkg" >/dev/null) || die "cannot download $pkg"
+    dpkg-deb -x "$2/dl/$pkg"_*.deb "$2/x"
+    DEB_UNPACKED="$pkg $(dpkg-deb -f "$2/dl/$pkg"_*.deb Version)"
+    rm -rf "$2/dl"
+}
+
 # Where series NAME of the stack ends in the work tree, and what it
 # applies on.
 series_tip() {

@@ -26,6 +26,7 @@ cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
     $p/vhost/multiqueue-postcopy $p/guest-driver/precopy
     $p/guest-driver/postcopy $p/guest-driver/multiqueue
     $p/guest-driver/multiqueue-postcopy $p/vhost/multiqueue-shrink
+    $p/vhost/start-fails
     $p/uncovered-vdpa}
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
@@ -36,18 +37,8 @@ qemu=$build/qemu-system-x86_64
     die "no build at $BUILD_DIR (run 'make build')"
 mkdir -p "$out"
 if [[ ! -f $kroot/version ]]; then
-    pkg=$(apt-cache search --names-only '^linux-image-6\.12\.[0-9.]+\+deb12-amd64$' |
-          cut -d' ' -f1 | sort -V | tail -n 1)
-    [[ -n $pkg ]] || die "no linux-image-6.12.*+deb12-amd64 in the apt lists (run 'make deps')"
-    say "vhost: fetching $pkg"
-    rm -rf "$kroot"
-    mkdir -p "$kroot/dl"
-    chown _apt "$kroot/dl" 2>/dev/null || true
-    (cd "$kroot/dl" && apt-get download -q "$pkg" >/dev/null)
-    dpkg-deb -x "$kroot/dl/$pkg"_*.deb "$kdir"
-    echo "$pkg $(dpkg-deb -f "$kroot/dl/$pkg"_*.deb Version)" > "$kroot/version.tmp"
-    rm -rf "$kroot/dl"
-    mv "$kroot/version.tmp" "$kroot/version"
+    deb_unpack '^linux-image-6\.12\.[0-9.]+\+deb12-amd64$' "$kroot"
+    echo "$DEB_UNPACKED" > "$kroot/version"
 fi
 kver=$(ls "$kdir/lib/modules")
 # In load order; the 6.12 kernel has virtio and virtio-pci built in
@@ -123,12 +114,16 @@ for n in \$(seq $repeat); do
         echo "vhost-bed: case \$c did not run"
         [ \$r -ne 0 ] || r=1
     fi
-    grep 'warning: netpass' /tmp/case.log | sort | uniq -c
+    grep -E 'warning: netpass|unable to start vhost' /tmp/case.log | sort | uniq -c
     # What the case measured, for the record (not checked)
     sed -n "s|^# netpass-measure: |vhost-bed: measure \$c |p" /tmp/case.log
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
 done
+done
+# Unbound, each daemon destroys its device once its input closes
+for i in 0 1; do
+    vdpa dev del vduse\$i 2>/dev/null
 done
 exit \$rc
 RUN

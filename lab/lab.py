@@ -177,6 +177,11 @@ def accelerator():
     return "tcg"
 
 
+def vhost():
+    """The taps' vhost-net, when asked (make vhost-lab: in the vhost bed)"""
+    return os.environ.get("LAB_VHOST") == "1"
+
+
 def git(*args):
     return subprocess.run(["git", "-C", TOP] + list(args),
                           capture_output=True, text=True).stdout.strip()
@@ -228,7 +233,7 @@ def environment(args):
                                         "lab", "patches") else ""),
         "series_sha256": series_sha256(*qemu_stack()),
         "qemu": version[0] if version else "?",
-        "accel": accelerator(), "machine": MACHINE,
+        "accel": accelerator(), "machine": MACHINE, "vhost": vhost(),
         "guest": {"kernel": guest_kernel, "mem_mib": args.mem, "vcpus": 1,
                   "dirty": f"{args.dirty_pages} pages/s over "
                            f"{args.dirty_mib} MiB" if args.dirty_mib
@@ -247,7 +252,8 @@ def start_vm(topo, rundir, name, tap, extra, args, oob=False):
                    + (f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
                       if args.dirty_mib else "")
                    + f"lab.profile={topo.profile}",
-        "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+        "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no"
+                   + (",vhost=on,vhostforce=on" if vhost() else ""),
         "-device", f"virtio-net-pci,netdev=n0,mac={GUEST_MAC},romfile=",
         "-serial", f"file:{os.path.join(rundir, name + '.console')}",
         "-msg", "timestamp=on", "-D", os.path.join(rundir, f"{name}.trace"),

@@ -15,6 +15,14 @@
 # published campaigns.
 # VHOST_REPEAT=N runs each case N times (a campaign; the record counts
 # the runs that passed).
+# VHOST_LAB="ARGS" (make vhost-lab) runs the lab there instead, on KVM
+# guests: the bed's CPU (TCG's max) has SVM, so kvm_amd gives it
+# /dev/kvm, and the lab's guest boots in about 12 s. lab/lab.py ARGS
+# runs twice, LAB_KVM=1 with the taps' vhost-net off then on
+# (LAB_VHOST), its runs then copied to work/vhost/share/lab0 and lab1
+# (shared writable);
+# their records go to work/vhost/lab-runs.jsonl, and with VHOST_PUBLISH=1
+# to docs/results/vhost-lab.jsonl.
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$WORK/vhost")
@@ -28,6 +36,8 @@ cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
     $p/guest-driver/multiqueue-postcopy $p/vhost/multiqueue-shrink
     $p/vhost/start-fails
     $p/uncovered-vdpa}
+lab=${VHOST_LAB:-}
+[[ -z $lab ]] || cases=${VHOST_CASES:-}
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
 repeat=${VHOST_REPEAT:-1}
@@ -43,7 +53,7 @@ fi
 kver=$(ls "$kdir/lib/modules")
 # In load order; the 6.12 kernel has virtio and virtio-pci built in
 mods="netfs 9pnet 9pnet_virtio 9p tun tap vhost_iotlb vhost vhost_net vdpa
-      vduse irqbypass vhost_vdpa"
+      vduse irqbypass vhost_vdpa llc stp bridge veth ccp kvm kvm-amd"
 vduse=$out/vduse-net
 if [[ ! -x $vduse || $TOP/lab/vhost/vduse-net.c -nt $vduse ]]; then
     cc -O2 -Wall -o "$vduse" "$TOP/lab/vhost/vduse-net.c" ||
@@ -121,6 +131,25 @@ for n in \$(seq $repeat); do
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
 done
 done
+# The lab on KVM guests, vhost-net off then on; its records on the console
+if [ -n "$lab" ]; then
+    if [ -c /dev/kvm ]; then
+        for v in 0 1; do
+            mkdir -p /tmp/lab\$v
+            BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v \
+                python3 "$TOP/lab/lab.py" $lab --out /tmp/lab\$v >/tmp/lab\$v/lab.log 2>&1
+            r=\$?
+            tail -n 12 /tmp/lab\$v/lab.log
+            # Sockets stay here (QMP's, in the runs' directories)
+            tar -C /tmp -cf - --exclude='*.qmp' lab\$v | tar -C "$out/share" -xf -
+            echo "vhost-bed: lab vhost=\$v: rc=\$r"
+            [ \$r -eq 0 ] || rc=1
+        done
+    else
+        echo "vhost-bed: lab: no /dev/kvm"
+        rc=1
+    fi
+fi
 # Unbound, each daemon destroys its device once its input closes
 for i in 0 1; do
     vdpa dev del vduse\$i 2>/dev/null
@@ -128,13 +157,17 @@ done
 exit \$rc
 RUN
 
+# What the bed leaves for the host (the lab's runs)
+rm -rf "$out/share"
+mkdir -p "$out/share"
 say "vhost: booting the bed (TCG; cases: $cases)"
 start=$(date +%s)
 rc=0
 timeout "$limit" "$qemu" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
     -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$out/initrd" \
-    -append "console=ttyS0 panic=-1 vhost.run=$out/run.sh" \
+    -append "console=ttyS0 panic=-1 vhost.run=$out/run.sh vhost.out=$out/share" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
+    -virtfs local,path="$out/share",mount_tag=out,security_model=none \
     -display none -no-reboot -nodefaults -serial stdio </dev/null \
     >"$out/console.log" 2>&1 || rc=$?
 secs=$(($(date +%s) - start))
@@ -179,6 +212,18 @@ m = re.findall(r'^vhost-bed: rc=(\d+)', text, re.M)
 rec['rc'] = int(m[-1]) if m else None
 print(json.dumps(rec, sort_keys=True))
 PY
+# The lab's records, each with its own verdict ("ok"), failed runs
+# included; published without their run directories (local paths)
+if [[ -n $lab ]]; then
+    cat "$out"/share/lab[01]/runs.jsonl > "$out/lab-runs.jsonl" 2>/dev/null || true
+    if [[ ${VHOST_PUBLISH:-} == 1 ]]; then
+        python3 -c 'import json, sys
+for l in sys.stdin:
+    r = json.loads(l); r.pop("rundir", None)
+    print(json.dumps(r, sort_keys=True))' \
+            < "$out/lab-runs.jsonl" >> "$TOP/docs/results/vhost-lab.jsonl"
+    fi
+fi
 ((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"
 [[ $status == 0 ]] || die "the bed failed (rc=${status:-none}) after $secs s (console: $out/console.log)"
 if [[ ${VHOST_PUBLISH:-} == 1 ]]; then

@@ -95,8 +95,7 @@ vhost-check: build
 	@$(S)/vhost-check.sh
 
 # 200 datagrams/s: at the lab's 2000/s the nested KVM guest, slow once
-# migrated (its nested page tables fill again under TCG), lets its
-# socket overflow and stops answering within the lab's window
+# migrated, let its socket overflow in a trial (docs/vhost-net.md)
 VHOST_LAB ?= bench --profiles default --traffic udp --modes precopy,postcopy --reps 5 --udp-rate 200
 vhost-lab: build
 	@lab/guest.sh

@@ -38,6 +38,9 @@ cases=${VHOST_CASES:-$p/vhost/precopy $p/vhost/postcopy $p/vhost/multiqueue
     $p/uncovered-vdpa}
 lab=${VHOST_LAB:-}
 [[ -z $lab ]] || cases=${VHOST_CASES:-}
+# Quoted for run.sh, which runs lab.py with them
+lab_args=
+[[ -z $lab ]] || lab_args=$(eval "printf '%q ' $lab")
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
 repeat=${VHOST_REPEAT:-1}
@@ -53,7 +56,9 @@ fi
 kver=$(ls "$kdir/lib/modules")
 # In load order; the 6.12 kernel has virtio and virtio-pci built in
 mods="netfs 9pnet 9pnet_virtio 9p tun tap vhost_iotlb vhost vhost_net vdpa
-      vduse irqbypass vhost_vdpa llc stp bridge veth ccp kvm kvm-amd"
+      vduse irqbypass vhost_vdpa"
+# Loaded for the lab only (vhost.lab=1): the cases' reference stays TCG
+labmods="llc stp bridge veth ccp kvm kvm-amd"
 vduse=$out/vduse-net
 if [[ ! -x $vduse || $TOP/lab/vhost/vduse-net.c -nt $vduse ]]; then
     cc -O2 -Wall -o "$vduse" "$TOP/lab/vhost/vduse-net.c" ||
@@ -67,12 +72,13 @@ if [[ ! -f $out/initrd || $TOP/lab/vhost/init -nt $out/initrd || $0 -nt $out/ini
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
     cp /bin/busybox "$root/bin/busybox"
-    for m in $mods; do
+    for m in $mods $labmods; do
         f=$(find "$kdir/lib/modules/$kver" -name "$m.ko.xz" | head -n 1)
         [[ -n $f ]] || die "the kernel has no $m.ko.xz"
         xz -dc "$f" > "$root/lib/modules/$m.ko"
     done
     echo $mods > "$root/lib/modules/load-order"
+    echo $labmods > "$root/lib/modules/load-order-lab"
     install -m 755 "$TOP/lab/vhost/init" "$root/init"
     (cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) > "$out/initrd.tmp"
     mv "$out/initrd.tmp" "$out/initrd"
@@ -125,23 +131,30 @@ for n in \$(seq $repeat); do
         [ \$r -ne 0 ] || r=1
     fi
     grep -E 'warning: netpass|unable to start vhost' /tmp/case.log | sort | uniq -c
+    # start-fails proves something only if vhost tried to start, and failed
+    case \$c in
+    */vhost/start-fails)
+        grep -q 'unable to start vhost net' /tmp/case.log ||
+            { echo "vhost-bed: case \$c: vhost never tried to start"; r=1; } ;;
+    esac
     # What the case measured, for the record (not checked)
     sed -n "s|^# netpass-measure: |vhost-bed: measure \$c |p" /tmp/case.log
     echo "vhost-bed: case \$c: rc=\$r (\$((\$(date +%s) - t)) s)"
     [ \$r -eq 0 ] || { tail -n 30 /tmp/case.log; rc=1; }
 done
 done
-# The lab on KVM guests, vhost-net off then on; its records on the console
-if [ -n "$lab" ]; then
+# The lab on KVM guests, vhost-net off then on
+if [ -n "$lab_args" ]; then
     if [ -c /dev/kvm ]; then
         for v in 0 1; do
             mkdir -p /tmp/lab\$v
-            BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v \
-                python3 "$TOP/lab/lab.py" $lab --out /tmp/lab\$v >/tmp/lab\$v/lab.log 2>&1
+            BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v \\
+                python3 "$TOP/lab/lab.py" $lab_args --out /tmp/lab\$v >/tmp/lab\$v/lab.log 2>&1
             r=\$?
             tail -n 12 /tmp/lab\$v/lab.log
             # Sockets stay here (QMP's, in the runs' directories)
             tar -C /tmp -cf - --exclude='*.qmp' lab\$v | tar -C "$out/share" -xf -
+            [ "\${PIPESTATUS[*]}" = "0 0" ] || echo "vhost-bed: lab vhost=\$v: not copied"
             echo "vhost-bed: lab vhost=\$v: rc=\$r"
             [ \$r -eq 0 ] || rc=1
         done
@@ -158,14 +171,16 @@ exit \$rc
 RUN
 
 # What the bed leaves for the host (the lab's runs)
-rm -rf "$out/share"
+if [[ -n $lab ]]; then
+    rm -rf "$out/share"
+fi
 mkdir -p "$out/share"
 say "vhost: booting the bed (TCG; cases: $cases)"
 start=$(date +%s)
 rc=0
 timeout "$limit" "$qemu" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 4G \
     -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$out/initrd" \
-    -append "console=ttyS0 panic=-1 vhost.run=$out/run.sh vhost.out=$out/share" \
+    -append "console=ttyS0 panic=-1 vhost.run=$out/run.sh vhost.out=$out/share${lab:+ vhost.lab=1}" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
     -virtfs local,path="$out/share",mount_tag=out,security_model=none \
     -display none -no-reboot -nodefaults -serial stdio </dev/null \
@@ -216,7 +231,10 @@ PY
 # included; published without their run directories (local paths)
 if [[ -n $lab ]]; then
     cat "$out"/share/lab[01]/runs.jsonl > "$out/lab-runs.jsonl" 2>/dev/null || true
-    if [[ ${VHOST_PUBLISH:-} == 1 ]]; then
+    # A whole campaign only: the VM ended on its own, both halves copied
+    if [[ ${VHOST_PUBLISH:-} == 1 ]] && ((rc == 0)) &&
+        [[ -s $out/share/lab0/runs.jsonl && -s $out/share/lab1/runs.jsonl ]] &&
+        ! grep -q 'not copied' "$out/console.log"; then
         python3 -c 'import json, sys
 for l in sys.stdin:
     r = json.loads(l); r.pop("rundir", None)

@@ -149,7 +149,8 @@ if [ -n "$lab_args" ]; then
         for v in 0 1; do
             mkdir -p /tmp/lab\$v
             BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v \\
-                python3 "$TOP/lab/lab.py" $lab_args --out /tmp/lab\$v >/tmp/lab\$v/lab.log 2>&1
+                python3 "$TOP/lab/lab.py" $lab_args --out /tmp/lab\$v \\
+                --publish /tmp/lab\$v/published.jsonl >/tmp/lab\$v/lab.log 2>&1
             r=\$?
             tail -n 12 /tmp/lab\$v/lab.log
             # Sockets stay here (QMP's, in the runs' directories)
@@ -228,18 +229,15 @@ rec['rc'] = int(m[-1]) if m else None
 print(json.dumps(rec, sort_keys=True))
 PY
 # The lab's records, each with its own verdict ("ok"), failed runs
-# included; published without their run directories (local paths)
+# included; published as lab.py's --publish wrote them (without their
+# run directories, local paths)
 if [[ -n $lab ]]; then
     cat "$out"/share/lab[01]/runs.jsonl > "$out/lab-runs.jsonl" 2>/dev/null || true
     # A whole campaign only: the VM ended on its own, both halves copied
     if [[ ${VHOST_PUBLISH:-} == 1 ]] && ((rc == 0)) &&
-        [[ -s $out/share/lab0/runs.jsonl && -s $out/share/lab1/runs.jsonl ]] &&
+        [[ -s $out/share/lab0/published.jsonl && -s $out/share/lab1/published.jsonl ]] &&
         ! grep -q 'not copied' "$out/console.log"; then
-        python3 -c 'import json, sys
-for l in sys.stdin:
-    r = json.loads(l); r.pop("rundir", None)
-    print(json.dumps(r, sort_keys=True))' \
-            < "$out/lab-runs.jsonl" >> "$TOP/docs/results/vhost-lab.jsonl"
+        cat "$out"/share/lab[01]/published.jsonl >> "$TOP/docs/results/vhost-lab.jsonl"
     fi
 fi
 ((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"

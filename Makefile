@@ -20,7 +20,8 @@ CHAOS_SEED ?=
 
 .PHONY: libvirt-deps libvirt-fetch libvirt-apply libvirt-build libvirt-check libvirt-export libvirt-status libvirt-lab libvirt-refusals libvirt-postcopy-device libvirt-old \
         fuzz sanitize matrix highrate memflood faults faults-keepalive linkfail chaos help deps fetch apply build build-base check check-full check-breakage \
-        export status bisect-check demo bench report vhost-check vhost-lab
+        export status bisect-check demo bench report vhost-check vhost-lab \
+        vhost-libvirt
 
 help:
 	@echo "make demo          build, then migrate a real guest under UDP traffic (precopy, postcopy, netpass off and on)"
@@ -29,6 +30,8 @@ help:
 	@echo "make check-full    make check with migration-test --full, upstream's long matrix (not in CI)"
 	@echo "make vhost-check   netpass's cases in a TCG VM that has vhost-net and taps (not in CI)"
 	@echo "make vhost-lab     the lab in that VM, on KVM guests, vhost-net off and on (VHOST_LAB=lab.py's arguments)"
+	@echo "make vhost-libvirt virsh migrate [--netpass] there: KVM domains, virtio NIC, vhost driver off and on,"
+	@echo "                   VHOST_QUEUES=$(VHOST_QUEUES) queues (VHOST_LIBVIRT=lab.py libvirt's arguments)"
 	@echo "make check-breakage  break QEMU and migration-test on purpose (hang, crash, skip, no dump):"
 	@echo "                   make check must fail on each, by name (minutes; not in CI)"
 	@echo "make fuzz          fuzz the series' wire parser (libFuzzer, ASan, UBSan) for FUZZ_SECONDS=$(FUZZ_SECONDS)"
@@ -100,6 +103,14 @@ VHOST_LAB ?= bench --profiles default --traffic udp --modes precopy,postcopy --r
 vhost-lab: build
 	@lab/guest.sh
 	@VHOST_LAB="$(VHOST_LAB)" $(S)/vhost-check.sh
+# libvirt's default KVM interface (vhost-net, several queues) in the bed
+VHOST_QUEUES ?= 4
+VHOST_LIBVIRT ?= libvirt --reps 5 --udp-rate 200 --seconds 30
+VHOST_LIBVIRT_RESULTS ?= vhost-libvirt.jsonl
+vhost-libvirt: build libvirt-build
+	@lab/guest.sh
+	@VHOST_LAB="$(VHOST_LIBVIRT)" VHOST_QUEUES=$(VHOST_QUEUES) \
+		VHOST_LAB_RESULTS=$(VHOST_LIBVIRT_RESULTS) $(S)/vhost-check.sh
 status:
 	@$(S)/status.sh
 bisect-check: apply

@@ -173,20 +173,35 @@ class Daemon:
                 self.proc.wait()
 
 
-def domain_xml(rundir, name, profile, args, nics=(("tap", 1),)):
+def domain_xml(rundir, name, profile, args, nics):
     """The lab guest as a libvirt domain: what lab.start_vm() gives QEMU.
-    @nics: its NICs, each (the TAP's name before -NAME, queues); the first
-    has the guest's MAC, the guest configures it."""
+    @nics: its NICs, each (the TAP's name before -NAME, queues), or
+    ("vdpa", N) for /dev/vhost-vdpa-N (the vhost bed's VDUSE NICs). The
+    first has the guest's MAC, the guest configures it. On KVM, libvirt
+    gives a virtio NIC vhost-net unless told otherwise: the driver is
+    named, vhost with LAB_VHOST=1 (as libvirt's default), else QEMU's
+    own."""
     def p(f):
         return os.path.join(rundir, f"{name}.{f}")
+    kvm = L.accelerator() == "kvm"
     interfaces = ""
     for i, (base, queues) in enumerate(nics):
+        mac = f"      <mac address='{L.GUEST_MAC}'/>\n" if i == 0 else ""
+        if base == "vdpa":
+            interfaces += (
+                "    <interface type='vdpa'>\n" + mac
+                + f"      <source dev='/dev/vhost-vdpa-{queues}'/>\n"
+                "      <model type='virtio'/>\n"
+                "    </interface>\n")
+            continue
+        driver = ((f" name='{'vhost' if L.vhost() else 'qemu'}'"
+                   if kvm else "")
+                  + (f" queues='{queues}'" if queues > 1 else ""))
         interfaces += (
-            "    <interface type='ethernet'>\n"
-            + (f"      <mac address='{L.GUEST_MAC}'/>\n" if i == 0 else "")
+            "    <interface type='ethernet'>\n" + mac
             + f"      <target dev='{base}-{name}' managed='no'/>\n"
             "      <model type='virtio'/>\n"
-            + (f"      <driver queues='{queues}'/>\n" if queues > 1 else "")
+            + (f"      <driver{driver}/>\n" if driver else "")
             + "      <rom enabled='no'/>\n"
             "    </interface>\n")
     cmdline = (f"console=ttyS0 quiet panic=-1 lab.ip={L.GUEST_IP}/24 "
@@ -200,7 +215,7 @@ def domain_xml(rundir, name, profile, args, nics=(("tap", 1),)):
         qemu_args += ["-trace", t]
     qargs = "".join(f"    <qemu:arg value='{a}'/>\n" for a in qemu_args)
     return f"""\
-<domain type='{'kvm' if L.accelerator() == 'kvm' else 'qemu'}' \
+<domain type='{'kvm' if kvm else 'qemu'}' \
 xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{DOMAIN}</name>
   <memory unit='MiB'>{args.mem}</memory>
@@ -231,19 +246,22 @@ xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
 
 
 def boot(topo, rundir, cache, args, daemons, src_qemu=L.QEMU,
-         dst_qemu=L.QEMU, old=(), nics=(("tap", 1),), builds=None):
+         dst_qemu=L.QEMU, old=(), nics=None, builds=None):
     """Two daemons (appended to @daemons, for the caller to stop), the
     older libvirt's for the roles in @old, and the lab guest booted on
     the source's on @src_qemu as a persistent domain
     (once migrated away it stays there, inactive, with its completed
-    job's statistics), with @nics (see domain_xml(); TAPs other than the
-    topology's are created here, multiqueue ones with multi_queue);
-    RUNDIR/dst.xml, the destination's: the source's migratable XML with
-    the destination's TAPs, files and QEMU. @builds: a build directory of
+    job's statistics), with @nics (see domain_xml(); by default the
+    topology's TAP with LAB_QUEUES queues; other TAPs are created here,
+    multiqueue ones with multi_queue); RUNDIR/dst.xml, the
+    destination's: the source's migratable XML with the destination's
+    TAPs, vDPA devices (the next one: vduse1 for vduse0), files and
+    QEMU. @builds: a build directory of
     the series for a role ("src", "dst"), if not the usual one. Returns
     the two daemons."""
+    nics = nics or (("tap", L.queues()),)
     for base, queues in nics:
-        if base == "tap":
+        if base in ("tap", "vdpa"):
             continue
         for role in ("src", "dst"):
             L.sh("ip", "-n", topo.br, "tuntap", "add", f"{base}-{role}",
@@ -264,7 +282,9 @@ def boot(topo, rundir, cache, args, daemons, src_qemu=L.QEMU,
     src.virsh("define", os.path.join(rundir, "src.xml"))
     src.virsh("start", DOMAIN)
     xml = src.virsh("dumpxml", "--migratable", DOMAIN).stdout
-    for a, b in [(f"'{base}-src'", f"'{base}-dst'") for base, _ in nics] + [
+    for a, b in [(f"'{base}-src'", f"'{base}-dst'") if base != "vdpa" else
+                 (f"'/dev/vhost-vdpa-{n}'", f"'/dev/vhost-vdpa-{n + 1}'")
+                 for base, n in nics] + [
             ("src.console", "dst.console"), ("src.trace", "dst.trace"),
             ("src.qmp", "dst.qmp"), (src_qemu, dst_qemu)]:
         xml = xml.replace(a, b)
@@ -474,6 +494,11 @@ def check_ready(old=False):
                          "(make libvirt-old)")
     if not shutil.which("unshare"):
         raise SystemExit("lab.py libvirt: no unshare (util-linux)")
+    # qemuInterfaceOpenVhostNet(): vhost-net for KVM domains only
+    if L.vhost() and L.accelerator() != "kvm":
+        raise SystemExit("lab.py libvirt: LAB_VHOST=1 needs KVM (LAB_KVM=1 "
+                         "and /dev/kvm): libvirt gives vhost-net to KVM "
+                         "domains only")
 
 
 BASE_QEMU = os.path.join(L.WORK, "base", "build", "qemu-system-x86_64")
@@ -500,15 +525,16 @@ def refusals(args, out, only=None):
         ("offline", {}, ["--offline", "--persistent", "--netpass"], offline),
         ("offline-inactive", {"inactive": True},
          ["--offline", "--persistent", "--netpass"], offline),
-        # Item 17: an interface netpass does not cover (multiqueue; vhost
-        # cannot be had here, see the notes), alone and beside one it
-        # covers (then the source's daemon warns, naming it)
-        ("netpass-uncovered", {"nics": [("tapmq", 2)]}, ["--netpass"],
+        # Item 17: an interface netpass does not cover (vhost-vdpa: only
+        # the vhost bed has one, make vhost-libvirt), alone and beside one
+        # it covers (then the source's daemon warns, naming it)
+        ("netpass-uncovered", {"nics": [("vdpa", 0)]}, ["--netpass"],
          ["netpass covers none of the domain's interfaces",
-          "(tapmq-src): multiqueue"]),
-        ("netpass-partly-covered", {"nics": [("tap", 1), ("tapmq", 2)],
+          ": vhost-vdpa"]),
+        ("netpass-partly-covered", {"nics": [("tap", L.queues()),
+                                             ("vdpa", 0)],
                                     "caps": {"netpass", "vm-started"},
-                                    "warns": "(tapmq-src): multiqueue"},
+                                    "warns": ": vhost-vdpa"},
          ["--netpass"], None),
         ("destination-unpatched", {"dst_qemu": BASE_QEMU}, ["--netpass"],
          "netpass is not supported by the QEMU binary on the destination "
@@ -528,6 +554,11 @@ def refusals(args, out, only=None):
     for name, how, flags, expected in cases:
         if only and name not in only:
             continue
+        if ("vdpa", 0) in how.get("nics", ()) and \
+                not os.path.exists("/dev/vhost-vdpa-1"):
+            print(f"{name}: skipped: no /dev/vhost-vdpa-0 and -1 (they are "
+                  "the vhost bed's: make vhost-libvirt)", flush=True)
+            continue
         if "--offline" not in flags:
             flags = ["--live"] + flags
         src_qemu = how.get("src_qemu", L.QEMU)
@@ -540,6 +571,8 @@ def refusals(args, out, only=None):
                "old_libvirt": {r: (old_version() if r in how.get("old", ())
                                    else None) for r in ("src", "dst")},
                "expected_error": expected,
+               "nics": how.get("nics") or [("tap", L.queues())],
+               "accel": L.accelerator(), "vhost": L.vhost(),
                "workspace": L.git("rev-parse", "--short=12", "HEAD"),
                "libvirt_series_sha256": L.series_sha256("libvirt"),
                "series_sha256": L.series_sha256(*L.qemu_stack())}
@@ -549,7 +582,7 @@ def refusals(args, out, only=None):
                 try:
                     src, dst = boot(topo, rundir, out, args, daemons,
                                     src_qemu, dst_qemu, how.get("old", ()),
-                                    how.get("nics", (("tap", 1),)))
+                                    how.get("nics"))
                     if how.get("inactive"):
                         src.virsh("destroy", DOMAIN)
                     # (tunnelled: the stream goes through the daemons)

@@ -22,7 +22,11 @@
 # (LAB_VHOST), its runs then copied to work/vhost/share/lab0 and lab1
 # (shared writable);
 # their records go to work/vhost/lab-runs.jsonl, and with VHOST_PUBLISH=1
-# to docs/results/vhost-lab.jsonl.
+# to docs/results/vhost-lab.jsonl (VHOST_LAB_RESULTS=FILE: that file of
+# docs/results/ instead). VHOST_QUEUES=N gives the guest's NIC N queue
+# pairs (multiqueue taps; LAB_QUEUES). In lab mode the bed's /etc, /var
+# and /root are writable (overlays), for the libvirt daemons of lab.py
+# libvirt (make vhost-libvirt).
 . "$(dirname "$0")/lib.sh"
 
 out=$(realpath -m "$WORK/vhost")
@@ -41,6 +45,9 @@ lab=${VHOST_LAB:-}
 # Quoted for run.sh, which runs lab.py with them
 lab_args=
 [[ -z $lab ]] || lab_args=$(eval "printf '%q ' $lab")
+lab_queues=${VHOST_QUEUES:-1}
+[[ $lab_queues =~ ^[1-8]$ ]] || die "VHOST_QUEUES=$lab_queues: 1 to 8"
+lab_results=$TOP/docs/results/${VHOST_LAB_RESULTS:-vhost-lab.jsonl}
 cases=$(echo $cases)
 # Runs of each case (VHOST_REPEAT=20 for a campaign)
 repeat=${VHOST_REPEAT:-1}
@@ -58,7 +65,7 @@ kver=$(ls "$kdir/lib/modules")
 mods="netfs 9pnet 9pnet_virtio 9p tun tap vhost_iotlb vhost vhost_net vdpa
       vduse irqbypass vhost_vdpa"
 # Loaded for the lab only (vhost.lab=1): the cases' reference stays TCG
-labmods="llc stp bridge veth ccp kvm kvm-amd"
+labmods="llc stp bridge veth ccp kvm kvm-amd overlay"
 vduse=$out/vduse-net
 if [[ ! -x $vduse || $TOP/lab/vhost/vduse-net.c -nt $vduse ]]; then
     cc -O2 -Wall -o "$vduse" "$TOP/lab/vhost/vduse-net.c" ||
@@ -148,7 +155,7 @@ if [ -n "$lab_args" ]; then
     if [ -c /dev/kvm ]; then
         for v in 0 1; do
             mkdir -p /tmp/lab\$v
-            BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v \\
+            BUILD_DIR="$build" LAB_KVM=1 LAB_VHOST=\$v LAB_QUEUES=$lab_queues \\
                 python3 "$TOP/lab/lab.py" $lab_args --out /tmp/lab\$v \\
                 --publish /tmp/lab\$v/published.jsonl >/tmp/lab\$v/lab.log 2>&1
             r=\$?
@@ -237,7 +244,7 @@ if [[ -n $lab ]]; then
     if [[ ${VHOST_PUBLISH:-} == 1 ]] && ((rc == 0)) &&
         [[ -s $out/share/lab0/published.jsonl && -s $out/share/lab1/published.jsonl ]] &&
         ! grep -q 'not copied' "$out/console.log"; then
-        cat "$out"/share/lab[01]/published.jsonl >> "$TOP/docs/results/vhost-lab.jsonl"
+        cat "$out"/share/lab[01]/published.jsonl >> "$lab_results"
     fi
 fi
 ((rc == 0)) || die "the bed's VM ended with $rc after $secs s (console: $out/console.log)"

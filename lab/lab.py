@@ -270,8 +270,7 @@ def start_vm(topo, rundir, name, tap, extra, args, oob=False):
                       else ""),
         "-serial", f"file:{os.path.join(rundir, name + '.console')}",
         "-msg", "timestamp=on", "-D", os.path.join(rundir, f"{name}.trace"),
-        "-trace", "vmstate_downtime_checkpoint",
-    ] + extra
+    ] + traces() + extra
     if args.dump:
         # What reaches the NIC (after netpass's filter, at the head)
         common += ["-object", f"filter-dump,id=dump0,netdev=n0,queue=tx,"
@@ -364,8 +363,25 @@ def trace_events(rundir, name, event):
 
 
 def checkpoints(rundir, name):
-    """vmstate_downtime_checkpoint trace events: {checkpoint: epoch ns}."""
-    return trace_events(rundir, name, "vmstate_downtime_checkpoint")
+    """vmstate_downtime_checkpoint trace events: {checkpoint: epoch ns}
+    (on the destination, with vhost-net, also "dst-vhost-started": its
+    first vhost_dev_start after the checkpoints; until then QEMU's own
+    path, netpass's hold included, carries the guest's frames)."""
+    found = trace_events(rundir, name, "vmstate_downtime_checkpoint")
+    if name == "dst" and found:
+        after = min(found.values())
+        starts = [t for t in trace_events(rundir, name,
+                                          "vhost_dev_start").values()
+                  if t >= after]
+        if starts:
+            found["dst-vhost-started"] = min(starts)
+    return found
+
+
+# What QEMU traces for the lab: the checkpoints, and vhost's start
+def traces():
+    return ["-trace", "vmstate_downtime_checkpoint"] + (
+        ["-trace", "vhost_dev_start"] if vhost() else [])
 
 
 def wait_status(qmp, states, timeout):

@@ -207,10 +207,9 @@ def domain_xml(rundir, name, profile, args, nics):
     cmdline = (f"console=ttyS0 quiet panic=-1 lab.ip={L.GUEST_IP}/24 "
                + (f"lab.dirty={args.dirty_mib},{args.dirty_pages} "
                   if args.dirty_mib else "") + f"lab.profile={profile}")
-    qemu_args = ["-msg", "timestamp=on", "-D", p("trace"),
-                 "-trace", "vmstate_downtime_checkpoint",
-                 "-trace", "vm_state_notify",
-                 "-qmp", f"unix:{p('qmp')},server=on,wait=off"]
+    qemu_args = (["-msg", "timestamp=on", "-D", p("trace")] + L.traces()
+                 + ["-trace", "vm_state_notify",
+                    "-qmp", f"unix:{p('qmp')},server=on,wait=off"])
     for t in args.trace or []:
         qemu_args += ["-trace", t]
     qargs = "".join(f"    <qemu:arg value='{a}'/>\n" for a in qemu_args)

@@ -106,7 +106,8 @@ vhost-lab: build
 # libvirt's default KVM interface (vhost-net, several queues) in the bed
 VHOST_QUEUES ?= 4
 VHOST_LIBVIRT ?= libvirt --reps 5 --udp-rate 200 --seconds 30
-VHOST_LIBVIRT_RESULTS ?= vhost-libvirt.jsonl
+# (the refusals, VHOST_LIBVIRT='libvirt-refusals --cases ...', apart)
+VHOST_LIBVIRT_RESULTS ?= $(if $(filter libvirt-refusals,$(firstword $(VHOST_LIBVIRT))),vhost-libvirt-refusals.jsonl,vhost-libvirt.jsonl)
 vhost-libvirt: build libvirt-build
 	@lab/guest.sh
 	@VHOST_LAB="$(VHOST_LIBVIRT)" VHOST_QUEUES=$(VHOST_QUEUES) \

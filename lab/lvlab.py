@@ -173,6 +173,11 @@ class Daemon:
                 self.proc.wait()
 
 
+def default_nics():
+    """The lab's NIC: the topology's TAP, with LAB_QUEUES queues"""
+    return (("tap", L.queues()),)
+
+
 def domain_xml(rundir, name, profile, args, nics):
     """The lab guest as a libvirt domain: what lab.start_vm() gives QEMU.
     @nics: its NICs, each (the TAP's name before -NAME, queues), or
@@ -192,6 +197,7 @@ def domain_xml(rundir, name, profile, args, nics):
                 "    <interface type='vdpa'>\n" + mac
                 + f"      <source dev='/dev/vhost-vdpa-{queues}'/>\n"
                 "      <model type='virtio'/>\n"
+                "      <rom enabled='no'/>\n"
                 "    </interface>\n")
             continue
         driver = ((f" name='{'vhost' if L.vhost() else 'qemu'}'"
@@ -250,24 +256,13 @@ def boot(topo, rundir, cache, args, daemons, src_qemu=L.QEMU,
     older libvirt's for the roles in @old, and the lab guest booted on
     the source's on @src_qemu as a persistent domain
     (once migrated away it stays there, inactive, with its completed
-    job's statistics), with @nics (see domain_xml(); by default the
-    topology's TAP with LAB_QUEUES queues; other TAPs are created here,
-    multiqueue ones with multi_queue); RUNDIR/dst.xml, the
-    destination's: the source's migratable XML with the destination's
-    TAPs, vDPA devices (the next one: vduse1 for vduse0), files and
-    QEMU. @builds: a build directory of
-    the series for a role ("src", "dst"), if not the usual one. Returns
-    the two daemons."""
-    nics = nics or (("tap", L.queues()),)
-    for base, queues in nics:
-        if base in ("tap", "vdpa"):
-            continue
-        for role in ("src", "dst"):
-            L.sh("ip", "-n", topo.br, "tuntap", "add", f"{base}-{role}",
-                 "mode", "tap", "vnet_hdr",
-                 *(["multi_queue"] if queues > 1 else []))
-            L.sh("ip", "-n", topo.br, "link", "set", f"{base}-{role}",
-                 "master", "br0", "up")
+    job's statistics), with @nics (see domain_xml(); default_nics() if
+    None); RUNDIR/dst.xml, the destination's: the source's migratable XML
+    with the destination's TAPs, vDPA devices (the next one: vduse1 for
+    vduse0), files and QEMU. @builds: a build directory of the series
+    for a role ("src", "dst"), if not the usual one. Returns the two
+    daemons."""
+    nics = nics or default_nics()
     for role in ("src", "dst"):
         suffix = "-old" if role in old else ""
         daemons.append(Daemon(topo, os.path.join(rundir, f"lv-{role}"),
@@ -553,8 +548,9 @@ def refusals(args, out, only=None):
     for name, how, flags, expected in cases:
         if only and name not in only:
             continue
-        if ("vdpa", 0) in how.get("nics", ()) and \
-                not os.path.exists("/dev/vhost-vdpa-1"):
+        vdpa = ("/dev/vhost-vdpa-0", "/dev/vhost-vdpa-1")
+        if any(base == "vdpa" for base, _ in how.get("nics", ())) and \
+                not all(os.path.exists(d) for d in vdpa):
             print(f"{name}: skipped: no /dev/vhost-vdpa-0 and -1 (they are "
                   "the vhost bed's: make vhost-libvirt)", flush=True)
             continue
@@ -570,7 +566,7 @@ def refusals(args, out, only=None):
                "old_libvirt": {r: (old_version() if r in how.get("old", ())
                                    else None) for r in ("src", "dst")},
                "expected_error": expected,
-               "nics": how.get("nics") or [("tap", L.queues())],
+               "nics": how.get("nics") or default_nics(),
                "accel": L.accelerator(), "vhost": L.vhost(),
                "workspace": L.git("rev-parse", "--short=12", "HEAD"),
                "libvirt_series_sha256": L.series_sha256("libvirt"),

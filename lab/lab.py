@@ -370,9 +370,10 @@ def checkpoints(rundir, name):
     frames. The event comes at the start's entry: a start that fails and
     falls back on QEMU's path is counted too)."""
     found = trace_events(rundir, name, "vmstate_downtime_checkpoint")
-    starts = trace_events(rundir, name, "vhost_dev_start").values()
-    if name == "dst" and starts:
-        found["dst-vhost-started"] = min(starts)
+    if name == "dst":
+        starts = trace_events(rundir, name, "vhost_dev_start").values()
+        if starts:
+            found["dst-vhost-started"] = min(starts)
     return found
 
 

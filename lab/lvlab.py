@@ -190,19 +190,19 @@ def domain_xml(rundir, name, profile, args, nics):
         return os.path.join(rundir, f"{name}.{f}")
     kvm = L.accelerator() == "kvm"
     interfaces = ""
-    for i, (base, queues) in enumerate(nics):
+    for i, (base, n) in enumerate(nics):
         mac = f"      <mac address='{L.GUEST_MAC}'/>\n" if i == 0 else ""
         if base == "vdpa":
             interfaces += (
                 "    <interface type='vdpa'>\n" + mac
-                + f"      <source dev='/dev/vhost-vdpa-{queues}'/>\n"
+                + f"      <source dev='/dev/vhost-vdpa-{n}'/>\n"
                 "      <model type='virtio'/>\n"
                 "      <rom enabled='no'/>\n"
                 "    </interface>\n")
             continue
         driver = ((f" name='{'vhost' if L.vhost() else 'qemu'}'"
                    if kvm else "")
-                  + (f" queues='{queues}'" if queues > 1 else ""))
+                  + (f" queues='{n}'" if n > 1 else ""))
         interfaces += (
             "    <interface type='ethernet'>\n" + mac
             + f"      <target dev='{base}-{name}' managed='no'/>\n"
